@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# Install everything nodeimg and its test suite need, on Debian/Ubuntu (apt) or
+# Fedora/EL (dnf). Safe to run again: it installs only what is missing and finishes
+# in about a second when everything is there.
+#
+#   scripts/setup.sh            system packages, Rust check, Python venv in .venv/
+#
+# The Python venv (.venv/, git-ignored) holds pykickstart, koji and pytest from PyPI
+# at the versions in tests/requirements.txt.
+set -euo pipefail
+
+top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+venv="$top/.venv"
+requirements="$top/tests/requirements.txt"
+
+say() { printf 'setup: %s\n' "$*" >&2; }
+die() { say "error: $*"; exit 1; }
+
+as_root() {
+    if [ "$(id -u)" -eq 0 ]; then
+        "$@"
+    elif command -v sudo >/dev/null; then
+        sudo "$@"
+    else
+        die "need root to run: $* (run as root or install sudo)"
+    fi
+}
+
+# Tools and libraries: rpm tooling, dnf, createrepo, squashfs-tools, e2fsprogs,
+# partitioning tools, OpenSSL and pkg-config for the Rust TLS stack, and what the
+# Python packages build against (krb5-config for gssapi, which koji pulls in).
+debian_packages=(
+    rpm python3-rpm dnf createrepo-c squashfs-tools e2fsprogs fdisk gdisk mount
+    libssl-dev pkg-config libkrb5-dev gcc python3-venv python3-dev
+)
+fedora_packages=(
+    rpm rpm-build python3-rpm dnf createrepo_c squashfs-tools e2fsprogs util-linux
+    gdisk openssl-devel pkgconf-pkg-config krb5-devel gcc python3 python3-devel
+)
+
+install_system_packages() {
+    if command -v apt-get >/dev/null && command -v dpkg-query >/dev/null; then
+        local missing=()
+        for pkg in "${debian_packages[@]}"; do
+            dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' ||
+                missing+=("$pkg")
+        done
+        if [ ${#missing[@]} -gt 0 ]; then
+            say "installing with apt-get: ${missing[*]}"
+            as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+            as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+        fi
+    elif command -v dnf >/dev/null && command -v rpm >/dev/null; then
+        local missing=()
+        for pkg in "${fedora_packages[@]}"; do
+            rpm -q --quiet "$pkg" || missing+=("$pkg")
+        done
+        if [ ${#missing[@]} -gt 0 ]; then
+            say "installing with dnf: ${missing[*]}"
+            as_root dnf install -y "${missing[@]}"
+        fi
+    else
+        die "neither apt-get nor dnf found: install by hand: ${fedora_packages[*]}"
+    fi
+}
+
+check_rust() {
+    if ! command -v cargo >/dev/null && [ -x "$HOME/.cargo/bin/cargo" ]; then
+        export PATH="$HOME/.cargo/bin:$PATH"
+    fi
+    if ! command -v cargo >/dev/null; then
+        if command -v dnf >/dev/null && ! command -v apt-get >/dev/null; then
+            say "installing Rust with dnf"
+            as_root dnf install -y cargo rust clippy rustfmt
+        else
+            die "cargo not found: install a Rust toolchain (1.88 or newer) with rustup"
+        fi
+    fi
+    for component in clippy fmt; do
+        cargo "$component" --version >/dev/null 2>&1 ||
+            die "cargo $component is missing: rustup component add ${component/fmt/rustfmt}"
+    done
+}
+
+setup_venv() {
+    local stamp="$venv/.requirements.sha256"
+    local want
+    want=$(sha256sum "$requirements" | cut -d' ' -f1)
+    if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && [ -x "$venv/bin/python" ]; then
+        return
+    fi
+    say "creating the Python venv in $venv (pykickstart, koji, pytest)"
+    python3 -m venv "$venv"
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$requirements"
+    echo "$want" >"$stamp"
+}
+
+install_system_packages
+check_rust
+setup_venv
+say "ready"

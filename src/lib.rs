@@ -1,0 +1,10 @@
+//! nodeimg: build oVirt Node images and their update RPMs from a kickstart.
+//!
+//! The data flow and the rules every module follows are in `DESIGN.md` of the
+//! project; this crate holds the stages, the binary only parses arguments.
+
+pub mod cli;
+pub mod doctor;
+pub mod exit;
+pub mod logging;
+pub mod sys;

@@ -85,7 +85,8 @@ pub enum ReportFormat {
 /// Parse, set up logging and signals, run, and turn the outcome into an exit status.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    logging::init(cli.verbose as i8 - cli.quiet as i8, cli.log_format);
+    let verbosity = cli.verbose.min(3) as i8 - cli.quiet.min(3) as i8;
+    logging::init(verbosity, cli.log_format);
     if let Err(err) = sys::cancel::install_handlers() {
         tracing::warn!(
             "cannot handle SIGINT/SIGTERM ({err}); an interrupted build may leave mounts behind"

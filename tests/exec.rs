@@ -1,7 +1,10 @@
 //! The command runner against real programs: status, output, tails, timeouts.
 
-use std::path::Path;
+mod common;
+
 use std::time::{Duration, Instant};
+
+use common::assert_gone;
 
 use nodeimg::sys::{Cmd, CmdError};
 
@@ -142,25 +145,4 @@ fn a_background_process_holding_the_pipes_does_not_hang_the_runner() {
         nix::unistd::Pid::from_raw(pid),
         nix::sys::signal::Signal::SIGKILL,
     );
-}
-
-/// A process is gone once /proc no longer lists it, or lists it as a zombie.
-pub fn assert_gone(pid: &str) {
-    let stat = Path::new("/proc").join(pid).join("stat");
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        match std::fs::read_to_string(&stat) {
-            Err(_) => return,
-            Ok(text)
-                if text
-                    .rsplit(')')
-                    .next()
-                    .is_some_and(|rest| rest.trim_start().starts_with('Z')) =>
-            {
-                return;
-            }
-            Ok(text) if Instant::now() > deadline => panic!("process {pid} still runs: {text}"),
-            Ok(_) => std::thread::sleep(Duration::from_millis(50)),
-        }
-    }
 }

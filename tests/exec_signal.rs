@@ -1,8 +1,11 @@
 //! SIGTERM reaching nodeimg stops the running command and every later one.
 //! Its own test binary: the cancellation flag is process-wide and stays set.
 
-use std::path::Path;
+mod common;
+
 use std::time::{Duration, Instant};
+
+use common::assert_gone;
 
 use nix::sys::signal::{Signal, raise};
 use nodeimg::sys::{Cmd, CmdError, cancel};
@@ -51,23 +54,4 @@ fn sigterm_stops_the_child_group_and_later_commands() {
         .uninterruptible()
         .run()
         .expect("clean-up commands still run");
-}
-
-fn assert_gone(pid: &str) {
-    let stat = Path::new("/proc").join(pid).join("stat");
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while let Ok(text) = std::fs::read_to_string(&stat) {
-        if text
-            .rsplit(')')
-            .next()
-            .is_some_and(|rest| rest.trim_start().starts_with('Z'))
-        {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "process {pid} still runs: {text}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }

@@ -198,8 +198,8 @@ impl Cmd {
             return Err(CmdError::Interrupted { cmdline, source });
         }
         match self.level {
-            Level::DEBUG => tracing::debug!("$ {cmdline}"),
-            _ => tracing::info!("$ {cmdline}"),
+            Level::DEBUG => tracing::debug!(target: "nodeimg::exec", "$ {cmdline}"),
+            _ => tracing::info!(target: "nodeimg::exec", "$ {cmdline}"),
         }
 
         let mut command = Command::new(&program);
@@ -268,7 +268,7 @@ impl Cmd {
                 stop = Some(Stop::Signal(signal));
             }
             if let Some(why) = stop {
-                tracing::warn!("stopping `{name}` ({}): {cmdline}", why.describe());
+                tracing::warn!(target: "nodeimg::exec", "stopping `{name}` ({}): {cmdline}", why.describe());
                 break terminate_group(pgid, &status_rx);
             }
         };

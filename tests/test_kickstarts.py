@@ -79,6 +79,8 @@ def test_node_image_suits_livemedia_creator():
 def test_node_image_security_baseline():
     handler = parse(NODE_KS)
     assert handler.rootpw.lock
+    users = {u.name: u for u in handler.user.userList}
+    assert users["node"].lock, "the node account is unlocked at installation time"
     assert handler.selinux.selinux is not None
 
 

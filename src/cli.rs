@@ -7,7 +7,7 @@ use anyhow::Result;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::logging::{self, LogFormat};
-use crate::{doctor, exit, sys};
+use crate::{doctor, exit, liveimg, sys};
 
 const ABOUT: &str = "Build oVirt Node images and their update RPMs from a kickstart";
 
@@ -45,6 +45,118 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     Doctor(DoctorArgs),
+    #[command(subcommand)]
+    Liveimg(LiveimgCommand),
+}
+
+/// Make and examine the Node image (squashfs liveimg).
+#[derive(Debug, Subcommand)]
+#[command(after_help = "\
+Example:
+  nodeimg liveimg pack --from disk:lmc/disk.img -o ovirt-node-ng-image.liveimg.squashfs")]
+pub enum LiveimgCommand {
+    Pack(PackArgs),
+}
+
+/// Wrap a root filesystem as a squashfs liveimg holding exactly LiveOS/rootfs.img.
+///
+/// The root filesystem is an ext4 image (fsimage:PATH, as livemedia-creator
+/// --make-fsimage writes it), a partitioned disk image (disk:PATH, or disk:PATH:N
+/// for partition N; the ext4 partition is found when there is only one), or an
+/// installed tree (dir:PATH, made into ext4 with mkfs.ext4 -d). Images are copied
+/// with e2image, used blocks only; the input is never modified. The output appears
+/// only when complete and checked. With SOURCE_DATE_EPOCH set, the same input gives
+/// a byte-identical image.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Example:
+  nodeimg liveimg pack --from fsimage:result/root.img -o ovirt-node-ng-image.liveimg.squashfs
+  nodeimg liveimg pack --from disk:result/disk.img:2 --compression zstd -o node.liveimg.squashfs
+  SOURCE_DATE_EPOCH=$(git log -1 --format=%ct) \\
+    nodeimg liveimg pack --from dir:/var/tmp/node-root --size 5G -o node.liveimg.squashfs")]
+pub struct PackArgs {
+    /// The root filesystem: fsimage:PATH, disk:PATH[:PARTNUM] or dir:PATH.
+    #[arg(long, value_name = "SOURCE")]
+    pub from: liveimg::Source,
+
+    /// The squashfs to write (name it *.liveimg.squashfs for koji).
+    #[arg(short, long, value_name = "FILE")]
+    pub output: PathBuf,
+
+    /// Size of rootfs.img, e.g. 5G or 5120M: the filesystem made from dir:
+    /// (default 5G, as upstream's part /), or the size to resize an image's copy to.
+    #[arg(long, value_parser = parse_size, value_name = "SIZE")]
+    pub size: Option<u64>,
+
+    /// Label of rootfs.img; dracut and anaconda look for LiveOS.
+    #[arg(long, default_value = liveimg::DEFAULT_LABEL)]
+    pub label: String,
+
+    /// squashfs compressor.
+    #[arg(long, value_enum, default_value_t = liveimg::Compression::Xz)]
+    pub compression: liveimg::Compression,
+
+    /// Compression level (zstd 1-22, gzip 1-9; mksquashfs has none for xz and lz4).
+    #[arg(long)]
+    pub level: Option<u32>,
+
+    /// xz branch filter for executable code; auto uses x86 for x86_64 images, as lorax does.
+    #[arg(long, value_enum, default_value_t = liveimg::Bcj::Auto)]
+    pub bcj: liveimg::Bcj,
+
+    /// Architecture of the image (chooses the BCJ filter).
+    #[arg(long, default_value = std::env::consts::ARCH)]
+    pub arch: String,
+
+    /// Pin timestamps and identifiers to this time (seconds since 1970) for a
+    /// reproducible image.
+    #[arg(long, env = "SOURCE_DATE_EPOCH", value_name = "SECONDS")]
+    pub source_date_epoch: Option<u64>,
+
+    /// Scratch space for the copy of rootfs.img (sparse: used blocks only).
+    #[arg(
+        long,
+        env = "NODEIMG_WORKDIR",
+        default_value = "/var/tmp",
+        value_name = "DIR"
+    )]
+    pub workdir: PathBuf,
+
+    /// Replace the output if it exists.
+    #[arg(long)]
+    pub force: bool,
+
+    /// Format of the summary on stdout.
+    #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
+    pub format: ReportFormat,
+}
+
+/// "5G", "5120M", "5GiB", "1048576" (bytes).
+fn parse_size(text: &str) -> Result<u64, String> {
+    let trimmed = text.trim();
+    let split = trimmed
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(trimmed.len());
+    let (number, unit) = trimmed.split_at(split);
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a size like 5G or 5120M"))?;
+    let shift = match unit.trim().to_ascii_uppercase().as_str() {
+        "" | "B" => 0,
+        "K" | "KIB" => 10,
+        "M" | "MIB" => 20,
+        "G" | "GIB" => 30,
+        "T" | "TIB" => 40,
+        _ => {
+            return Err(format!(
+                "{text:?}: unknown unit {unit:?}; use K, M, G or T (powers of 1024)"
+            ));
+        }
+    };
+    number
+        .checked_mul(1u64 << shift)
+        .filter(|&bytes| bytes >= 1 << 20)
+        .ok_or_else(|| format!("{text:?} is not a usable filesystem size (1M or more)"))
 }
 
 /// Report which tools nodeimg can use on this host and whether a build can run here.
@@ -101,7 +213,46 @@ pub fn main() -> ExitCode {
 fn run(command: Command) -> Result<ExitCode> {
     match command {
         Command::Doctor(args) => doctor_cmd(args),
+        Command::Liveimg(LiveimgCommand::Pack(args)) => pack_cmd(args),
     }
+}
+
+fn pack_cmd(args: PackArgs) -> Result<ExitCode> {
+    let options = liveimg::PackOptions {
+        label: args.label,
+        size: args.size,
+        squashfs: liveimg::SquashfsOptions {
+            compression: args.compression,
+            level: args.level,
+            bcj: args.bcj,
+            arch: args.arch,
+        },
+        source_date_epoch: args.source_date_epoch,
+        workdir: args.workdir,
+        overwrite: args.force,
+    };
+    let report = liveimg::pack(&args.from, &args.output, &options)?;
+    match args.format {
+        ReportFormat::Text => {
+            let part = report
+                .partition
+                .as_ref()
+                .map(|p| format!(" partition {}", p.number))
+                .unwrap_or_default();
+            println!(
+                "{}: {} ({}) from {}{part}: rootfs.img {} with {} used, label {}",
+                report.output.display(),
+                liveimg::human(report.output_bytes),
+                report.squashfs.compression,
+                report.source,
+                liveimg::human(report.filesystem_bytes),
+                liveimg::human(report.filesystem_used_bytes),
+                report.label,
+            );
+        }
+        ReportFormat::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+    }
+    Ok(ExitCode::from(exit::SUCCESS))
 }
 
 fn doctor_cmd(args: DoctorArgs) -> Result<ExitCode> {

@@ -104,9 +104,9 @@ pub const TOOLS: &[Tool] = &[
     Tool {
         name: "unsquashfs",
         version_args: &["-version"],
-        need: Need::Optional,
-        enables: "lists a written squashfs as a second opinion on its layout",
-        without: "images are checked by nodeimg's own reader only",
+        need: Need::Build,
+        enables: "checks that a written squashfs holds exactly LiveOS/rootfs.img",
+        without: "written images cannot be verified",
         packages: ("squashfs-tools", "squashfs-tools"),
     },
     Tool {
@@ -122,9 +122,9 @@ pub const TOOLS: &[Tool] = &[
         // e2image has no version option; without arguments it prints its version
         // with the usage text.
         version_args: &[],
-        need: Need::Optional,
-        enables: "copies the root filesystem out of a disk image without mounting it",
-        without: "disk images are read through a loop device instead",
+        need: Need::Build,
+        enables: "copies the root filesystem out of a filesystem or disk image, used blocks only",
+        without: "filesystem and disk images cannot be packed",
         packages: ("e2fsprogs", "e2fsprogs"),
     },
     Tool {
@@ -133,6 +133,23 @@ pub const TOOLS: &[Tool] = &[
         need: Need::Build,
         enables: "checks rootfs.img and zeroes its free blocks so they compress to nothing",
         without: "root filesystems cannot be checked before packing",
+        packages: ("e2fsprogs", "e2fsprogs"),
+    },
+    Tool {
+        name: "tune2fs",
+        version_args: &["-V"],
+        need: Need::Build,
+        enables: "gives rootfs.img the label LiveOS that dracut and anaconda look for",
+        without: "images with another label cannot be packed",
+        packages: ("e2fsprogs", "e2fsprogs"),
+    },
+    Tool {
+        name: "resize2fs",
+        // Like e2image: the version comes with the usage text.
+        version_args: &[],
+        need: Need::Optional,
+        enables: "`liveimg pack --size` on filesystem and disk images",
+        without: "packed images keep the size of their filesystem",
         packages: ("e2fsprogs", "e2fsprogs"),
     },
     Tool {

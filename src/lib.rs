@@ -3,8 +3,10 @@
 //! The data flow and the rules every module follows are in `DESIGN.md` of the
 //! project; this crate holds the stages, the binary only parses arguments.
 
+pub mod artifacts;
 pub mod cli;
 pub mod doctor;
 pub mod exit;
+pub mod liveimg;
 pub mod logging;
 pub mod sys;

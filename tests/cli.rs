@@ -32,16 +32,25 @@ fn help_documents_exit_statuses() {
     }
 }
 
+/// Every subcommand path, nested ones included: ["doctor"], ["liveimg", "pack"], …
+fn subcommand_paths(cmd: &clap::Command, prefix: &[String], out: &mut Vec<Vec<String>>) {
+    for sub in cmd.get_subcommands().filter(|c| c.get_name() != "help") {
+        let mut path = prefix.to_vec();
+        path.push(sub.get_name().to_owned());
+        subcommand_paths(sub, &path, out);
+        out.push(path);
+    }
+}
+
 #[test]
 fn every_subcommand_has_help_with_an_example() {
-    let subcommands: Vec<String> = Cli::command()
-        .get_subcommands()
-        .map(|c| c.get_name().to_owned())
-        .collect();
-    assert!(!subcommands.is_empty());
-    for name in subcommands {
-        let out = nodeimg().args([&name, "--help"]).assert().success();
+    let mut paths = Vec::new();
+    subcommand_paths(&Cli::command(), &[], &mut paths);
+    assert!(paths.len() >= 3, "{paths:?}");
+    for path in paths {
+        let out = nodeimg().args(&path).arg("--help").assert().success();
         let text = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
+        let name = path.join(" ");
         assert!(
             text.contains("Example:"),
             "`nodeimg {name} --help` shows no example:\n{text}"

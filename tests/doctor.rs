@@ -1,11 +1,12 @@
 //! `nodeimg doctor` tells the truth about this host: compared with `command -v`, the
 //! tools' own version output, and a real loop-mount probe interrupted by signals.
 
-use std::io::{BufRead, BufReader};
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
+use std::process::Command;
+
+use common::{interrupt, require_root, spawn_until_paused};
 
 use serde_json::Value;
 
@@ -42,6 +43,8 @@ const VERSION_COMMANDS: &[(&str, &[&str])] = &[
     ("mkfs.ext4", &["-V"]),
     ("e2image", &[]),
     ("e2fsck", &["-V"]),
+    ("tune2fs", &["-V"]),
+    ("resize2fs", &[]),
     ("losetup", &["--version"]),
     ("mount", &["--version"]),
     ("qemu-img", &["--version"]),
@@ -132,7 +135,14 @@ fn missing_build_tools_fail_with_status_3_and_say_what_to_install() {
     let (code, report) = doctor_json(nodeimg().env("PATH", bin.path()));
     assert_eq!(code, Some(3), "{report:#}");
     assert_eq!(tool(&report, "mksquashfs")["found"], true);
-    for name in ["mkfs.ext4", "e2fsck", "mount"] {
+    for name in [
+        "mkfs.ext4",
+        "e2fsck",
+        "e2image",
+        "tune2fs",
+        "unsquashfs",
+        "mount",
+    ] {
         let entry = tool(&report, name);
         assert_eq!(entry["found"], false, "{entry}");
         let problems = report["problems"].to_string();
@@ -232,33 +242,12 @@ fn sigint_while_the_loop_device_is_attached_leaves_nothing() {
 fn interrupt_at(point: &str, signal: nix::sys::signal::Signal, status: i32) {
     require_root();
     let work = tempfile::tempdir().unwrap();
-    let mut child = nodeimg()
-        .args(["-v", "doctor", "--workdir"])
-        .arg(work.path())
-        .env("NODEIMG_PAUSE_AT", point)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let (tx, rx) = mpsc::channel();
-    let stderr = child.stderr.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let mut seen = Vec::new();
-    loop {
-        match rx.recv_timeout(Duration::from_secs(60)) {
-            Ok(line) if line.contains(&format!("paused at {point}")) => break,
-            Ok(line) => seen.push(line),
-            Err(_) => {
-                let _ = child.kill();
-                let status = child.wait().unwrap();
-                panic!("never reached {point} ({status}): {seen:#?}");
-            }
-        }
-    }
+    let (child, rx) = spawn_until_paused(
+        nodeimg()
+            .args(["-v", "doctor", "--workdir"])
+            .arg(work.path()),
+        point,
+    );
 
     // The step really holds the resources at this point.
     let held = leftovers(work.path());
@@ -273,10 +262,8 @@ fn interrupt_at(point: &str, signal: nix::sys::signal::Signal, status: i32) {
         );
     }
 
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), signal).unwrap();
-    let exit = child.wait().unwrap();
-    let rest: Vec<String> = rx.try_iter().collect();
-    assert_eq!(exit.code(), Some(status), "{rest:#?}");
+    let (code, rest) = interrupt(child, rx, signal);
+    assert_eq!(code, Some(status), "{rest:#?}");
     assert!(
         rest.iter().any(|l| l.contains("cleaned up and stopped")),
         "{rest:#?}"
@@ -307,11 +294,4 @@ fn leftovers(dir: &Path) -> Vec<String> {
                 .map(|l| format!("loop: {l}")),
         )
         .collect()
-}
-
-fn require_root() {
-    assert!(
-        nix::unistd::geteuid().is_root(),
-        "this test attaches loop devices and mounts filesystems: run the suite as root (see README)"
-    );
 }

@@ -100,7 +100,7 @@ impl Output {
 pub struct Cmd {
     program: OsString,
     args: Vec<OsString>,
-    env: Vec<(OsString, OsString)>,
+    env: Vec<(OsString, Option<OsString>)>,
     cwd: Option<PathBuf>,
     timeout: Option<Duration>,
     capture: bool,
@@ -141,7 +141,13 @@ impl Cmd {
 
     pub fn env(mut self, key: impl AsRef<OsStr>, value: impl AsRef<OsStr>) -> Cmd {
         self.env
-            .push((key.as_ref().to_owned(), value.as_ref().to_owned()));
+            .push((key.as_ref().to_owned(), Some(value.as_ref().to_owned())));
+        self
+    }
+
+    /// Do not pass `key` on from nodeimg's own environment.
+    pub fn env_remove(mut self, key: impl AsRef<OsStr>) -> Cmd {
+        self.env.push((key.as_ref().to_owned(), None));
         self
     }
 
@@ -212,7 +218,10 @@ impl Cmd {
             // Ctrl-C at the terminal reaches nodeimg alone, which then decides.
             .process_group(0);
         for (key, value) in &self.env {
-            command.env(key, value);
+            match value {
+                Some(value) => command.env(key, value),
+                None => command.env_remove(key),
+            };
         }
         if let Some(dir) = &self.cwd {
             command.current_dir(dir);

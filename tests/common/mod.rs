@@ -3,6 +3,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+#[allow(dead_code)]
 /// Wait until a process is gone: /proc no longer lists it, or lists it as a zombie.
 /// Panics when it still runs after five seconds.
 pub fn assert_gone(pid: &str) {
@@ -23,4 +24,64 @@ pub fn assert_gone(pid: &str) {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// Panic with a clear message unless the suite runs as root.
+#[allow(dead_code)]
+pub fn require_root() {
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "this test attaches loop devices and mounts filesystems: run the suite as root (see README)"
+    );
+}
+
+/// Start `cmd` with `NODEIMG_PAUSE_AT=point` and return once it reports that it paused
+/// there, with the lines it printed on stderr so far and a receiver for the rest.
+#[allow(dead_code)]
+pub fn spawn_until_paused(
+    cmd: &mut std::process::Command,
+    point: &str,
+) -> (std::process::Child, std::sync::mpsc::Receiver<String>) {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+
+    let mut child = cmd
+        .env("NODEIMG_PAUSE_AT", point)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stderr = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut seen = Vec::new();
+    loop {
+        match rx.recv_timeout(Duration::from_secs(120)) {
+            Ok(line) if line.contains(&format!("paused at {point}")) => return (child, rx),
+            Ok(line) => seen.push(line),
+            Err(_) => {
+                let _ = child.kill();
+                let status = child.wait().unwrap();
+                panic!("never reached {point} ({status}): {seen:#?}");
+            }
+        }
+    }
+}
+
+/// Send `signal` to a paused child and return its exit code and remaining stderr.
+#[allow(dead_code)]
+pub fn interrupt(
+    mut child: std::process::Child,
+    rx: std::sync::mpsc::Receiver<String>,
+    signal: nix::sys::signal::Signal,
+) -> (Option<i32>, Vec<String>) {
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), signal).unwrap();
+    let status = child.wait().unwrap();
+    // The reader thread ends with the pipe; collect what it saw.
+    let rest: Vec<String> = rx.iter().collect();
+    (status.code(), rest)
 }

@@ -1,0 +1,312 @@
+//! MBR and GPT partition tables, read from a disk image file.
+//!
+//! Only what finding the root filesystem needs: where each partition starts and ends,
+//! its type and name. GPT headers and entry arrays are checked against their CRC32,
+//! and every partition must lie inside the file.
+
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::Path;
+
+use anyhow::{Context, Result, bail, ensure};
+use serde::Serialize;
+
+const MBR_SIGNATURE: [u8; 2] = [0x55, 0xAA];
+const MBR_PROTECTIVE: u8 = 0xEE;
+const MBR_EXTENDED: [u8; 3] = [0x05, 0x0F, 0x85];
+const GPT_SIGNATURE: &[u8; 8] = b"EFI PART";
+/// Logical partitions beyond this are treated as a loop in the EBR chain.
+const MAX_LOGICAL: u32 = 128;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scheme {
+    Mbr,
+    Gpt,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Partition {
+    /// 1-based, as the kernel numbers them (`loop0p2`, `sda2`); MBR logical
+    /// partitions start at 5.
+    pub number: u32,
+    pub start: u64,
+    pub size: u64,
+    /// What the table says it holds: "linux", "efi", "swap", "lvm", … or the raw type.
+    pub kind: String,
+    /// The GPT partition name, if any.
+    pub name: Option<String>,
+}
+
+impl Partition {
+    pub fn end(&self) -> u64 {
+        self.start + self.size
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Table {
+    pub scheme: Scheme,
+    pub sector_size: u64,
+    pub partitions: Vec<Partition>,
+}
+
+/// Read the partition table of a disk image. An image without one is an error.
+pub fn read_table(path: &Path) -> Result<Table> {
+    let mut disk = File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let len = disk
+        .metadata()
+        .with_context(|| format!("reading the size of {}", path.display()))?
+        .len();
+    let table = read_from(&mut disk, len)
+        .with_context(|| format!("reading the partition table of {}", path.display()))?;
+    for part in &table.partitions {
+        ensure!(
+            part.end() <= len,
+            "partition {} of {} ends at byte {} but the disk image is only {len} bytes long (truncated image?)",
+            part.number,
+            path.display(),
+            part.end()
+        );
+    }
+    Ok(table)
+}
+
+fn read_from(disk: &mut File, len: u64) -> Result<Table> {
+    let mbr = read_at(disk, 0, 512).context("no MBR: the file is shorter than one sector")?;
+    ensure!(
+        mbr[510..512] == MBR_SIGNATURE,
+        "no partition table (no MBR signature 55 AA at byte 510); is this a filesystem image? use fsimage:PATH"
+    );
+    let entries: Vec<MbrEntry> = (0..4)
+        .map(|i| MbrEntry::parse(&mbr[446 + 16 * i..462 + 16 * i]))
+        .collect();
+    if entries.iter().any(|e| e.kind == MBR_PROTECTIVE) {
+        return read_gpt(disk, len);
+    }
+    read_mbr(disk, &entries)
+}
+
+struct MbrEntry {
+    kind: u8,
+    start_lba: u64,
+    sectors: u64,
+}
+
+impl MbrEntry {
+    fn parse(raw: &[u8]) -> MbrEntry {
+        MbrEntry {
+            kind: raw[4],
+            start_lba: u64::from(le32(raw, 8)),
+            sectors: u64::from(le32(raw, 12)),
+        }
+    }
+}
+
+fn read_mbr(disk: &mut File, entries: &[MbrEntry]) -> Result<Table> {
+    const SECTOR: u64 = 512;
+    let mut partitions = Vec::new();
+    for (index, entry) in entries.iter().enumerate() {
+        if entry.kind == 0 || entry.sectors == 0 {
+            continue;
+        }
+        if MBR_EXTENDED.contains(&entry.kind) {
+            read_logical(disk, entry.start_lba, &mut partitions)?;
+            continue;
+        }
+        partitions.push(Partition {
+            number: index as u32 + 1,
+            start: entry.start_lba * SECTOR,
+            size: entry.sectors * SECTOR,
+            kind: mbr_kind(entry.kind),
+            name: None,
+        });
+    }
+    Ok(Table {
+        scheme: Scheme::Mbr,
+        sector_size: SECTOR,
+        partitions,
+    })
+}
+
+/// Follow the chain of extended boot records: each holds one logical partition
+/// (relative to itself) and a link to the next (relative to the extended partition).
+fn read_logical(disk: &mut File, extended_lba: u64, partitions: &mut Vec<Partition>) -> Result<()> {
+    let mut ebr_lba = extended_lba;
+    for number in 5..5 + MAX_LOGICAL {
+        let ebr = read_at(disk, ebr_lba * 512, 512)
+            .with_context(|| format!("reading the extended boot record at sector {ebr_lba}"))?;
+        ensure!(
+            ebr[510..512] == MBR_SIGNATURE,
+            "broken extended boot record at sector {ebr_lba}"
+        );
+        let logical = MbrEntry::parse(&ebr[446..462]);
+        let next = MbrEntry::parse(&ebr[462..478]);
+        if logical.sectors > 0 {
+            partitions.push(Partition {
+                number,
+                start: (ebr_lba + logical.start_lba) * 512,
+                size: logical.sectors * 512,
+                kind: mbr_kind(logical.kind),
+                name: None,
+            });
+        }
+        if next.sectors == 0 || next.start_lba == 0 {
+            return Ok(());
+        }
+        ebr_lba = extended_lba + next.start_lba;
+    }
+    bail!("more than {MAX_LOGICAL} logical partitions: the extended boot records loop")
+}
+
+fn read_gpt(disk: &mut File, len: u64) -> Result<Table> {
+    // The header sits in LBA 1; the sector size is whichever puts it there.
+    for sector in [512u64, 4096] {
+        if len < 2 * sector {
+            continue;
+        }
+        let header = read_at(disk, sector, sector as usize)?;
+        if &header[..8] != GPT_SIGNATURE {
+            continue;
+        }
+        let header_size = le32(&header, 12) as usize;
+        ensure!(
+            (92..=sector as usize).contains(&header_size),
+            "GPT header size {header_size} is not valid"
+        );
+        let mut zeroed = header[..header_size].to_vec();
+        zeroed[16..20].fill(0);
+        let stored = le32(&header, 16);
+        let computed = crc32fast::hash(&zeroed);
+        ensure!(
+            stored == computed,
+            "GPT header checksum mismatch (stored {stored:08x}, computed {computed:08x}): the table is corrupt"
+        );
+        let entries_lba = le64(&header, 72);
+        let count = le32(&header, 80) as usize;
+        let entry_size = le32(&header, 84) as usize;
+        ensure!(
+            entry_size >= 128 && entry_size.is_power_of_two() && count <= 1024,
+            "GPT declares {count} entries of {entry_size} bytes: not a valid table"
+        );
+        let array = read_at(disk, entries_lba * sector, count * entry_size)
+            .context("the GPT partition entries lie past the end of the image")?;
+        let stored = le32(&header, 88);
+        let computed = crc32fast::hash(&array);
+        ensure!(
+            stored == computed,
+            "GPT partition entries checksum mismatch (stored {stored:08x}, computed {computed:08x}): the table is corrupt"
+        );
+        let mut partitions = Vec::new();
+        for (index, raw) in array.chunks_exact(entry_size).enumerate() {
+            let type_guid = format_guid(&raw[0..16]);
+            if raw[0..16].iter().all(|&b| b == 0) {
+                continue;
+            }
+            let first = le64(raw, 32);
+            let last = le64(raw, 40);
+            ensure!(
+                last >= first,
+                "GPT partition {} ends before it starts",
+                index + 1
+            );
+            let name: String = char::decode_utf16(
+                raw[56..128]
+                    .chunks_exact(2)
+                    .map(|pair| u16::from_le_bytes([pair[0], pair[1]]))
+                    .take_while(|&unit| unit != 0),
+            )
+            .map(|c| c.unwrap_or(char::REPLACEMENT_CHARACTER))
+            .collect();
+            partitions.push(Partition {
+                number: index as u32 + 1,
+                start: first * sector,
+                size: (last - first + 1) * sector,
+                kind: gpt_kind(&type_guid),
+                name: (!name.is_empty()).then_some(name),
+            });
+        }
+        return Ok(Table {
+            scheme: Scheme::Gpt,
+            sector_size: sector,
+            partitions,
+        });
+    }
+    bail!("the MBR is a GPT protective MBR but no GPT header was found (\"EFI PART\" missing)")
+}
+
+fn read_at(disk: &mut File, offset: u64, len: usize) -> Result<Vec<u8>> {
+    let mut buf = vec![0u8; len];
+    disk.seek(SeekFrom::Start(offset))?;
+    disk.read_exact(&mut buf)
+        .with_context(|| format!("reading {len} bytes at byte {offset}"))?;
+    Ok(buf)
+}
+
+fn le32(raw: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes([raw[at], raw[at + 1], raw[at + 2], raw[at + 3]])
+}
+
+fn le64(raw: &[u8], at: usize) -> u64 {
+    u64::from(le32(raw, at)) | u64::from(le32(raw, at + 4)) << 32
+}
+
+/// GUIDs are stored with their first three fields little-endian.
+fn format_guid(raw: &[u8]) -> String {
+    format!(
+        "{:08X}-{:04X}-{:04X}-{:02X}{:02X}-{}",
+        le32(raw, 0),
+        u16::from_le_bytes([raw[4], raw[5]]),
+        u16::from_le_bytes([raw[6], raw[7]]),
+        raw[8],
+        raw[9],
+        raw[10..16]
+            .iter()
+            .map(|b| format!("{b:02X}"))
+            .collect::<String>()
+    )
+}
+
+fn gpt_kind(guid: &str) -> String {
+    match guid {
+        "0FC63DAF-8483-4772-8E79-3D69D8477DE4" => "linux",
+        "4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709" | "B921B045-1DF0-41C3-AF44-4C6F280D3FAE" => {
+            "linux-root"
+        }
+        "BC13C2FF-59E6-4262-A352-B275FD6F7172" => "linux-boot",
+        "C12A7328-F81F-11D2-BA4B-00A0C93EC93B" => "efi",
+        "21686148-6449-6E6F-744E-656564454649" => "bios-boot",
+        "0657FD6D-A4AB-43C4-84E5-0933C84B4F4F" => "swap",
+        "E6D6D379-F507-44C2-A23C-238F2A3DF928" => "lvm",
+        "9E1A2D38-C612-4316-AA26-8B49521E5A8B" => "prep",
+        other => return other.to_owned(),
+    }
+    .to_owned()
+}
+
+fn mbr_kind(kind: u8) -> String {
+    match kind {
+        0x83 => "linux".to_owned(),
+        0x82 => "swap".to_owned(),
+        0x8E => "lvm".to_owned(),
+        0xEF => "efi".to_owned(),
+        0x41 => "prep".to_owned(),
+        other => format!("0x{other:02x}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn guids_are_mixed_endian() {
+        // The Linux filesystem type as it is stored on disk.
+        let raw = [
+            0xAF, 0x3D, 0xC6, 0x0F, 0x83, 0x84, 0x72, 0x47, 0x8E, 0x79, 0x3D, 0x69, 0xD8, 0x47,
+            0x7D, 0xE4,
+        ];
+        assert_eq!(format_guid(&raw), "0FC63DAF-8483-4772-8E79-3D69D8477DE4");
+        assert_eq!(gpt_kind(&format_guid(&raw)), "linux");
+    }
+}

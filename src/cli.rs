@@ -7,7 +7,7 @@ use anyhow::Result;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::logging::{self, LogFormat};
-use crate::{doctor, exit, liveimg, sys};
+use crate::{doctor, exit, image, liveimg, sys};
 
 const ABOUT: &str = "Build oVirt Node images and their update RPMs from a kickstart";
 
@@ -47,6 +47,47 @@ pub enum Command {
     Doctor(DoctorArgs),
     #[command(subcommand)]
     Liveimg(LiveimgCommand),
+    Inspect(InspectArgs),
+}
+
+/// Report what is inside a Node image, without root and without mounting.
+///
+/// Reads a squashfs liveimg, an ext4 filesystem image or a disk image: the layout
+/// (exactly LiveOS/rootfs.img, ext4, label LiveOS), the filesystem's size and use,
+/// /etc/os-release, the imgbased NVR, the kernels, the installed packages from the
+/// rpmdb (the manifest-rpm and the unsigned ones), and the version-release of
+/// ovirt-node-ng-image-update-placeholder, which the update RPM takes. Lists what
+/// imgbased would refuse.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Example:
+  nodeimg inspect ovirt-node-ng-image.liveimg.squashfs
+  nodeimg inspect --format json node.liveimg.squashfs | jq -r '.packages[].name'
+  nodeimg inspect --manifest node.liveimg.squashfs > node.manifest-rpm
+
+Exit status: 0 when imgbased would accept the image, 3 when it would refuse it (the
+reasons are listed), 1 when the image cannot be read.")]
+pub struct InspectArgs {
+    /// The image: *.liveimg.squashfs, an ext4 image, or a raw disk image.
+    #[arg(value_name = "IMAGE")]
+    pub image: PathBuf,
+
+    /// Output format of the report (on stdout).
+    #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
+    pub format: ReportFormat,
+
+    /// Print only the manifest-rpm: the installed packages, one NEVRA a line, sorted.
+    #[arg(long, conflicts_with = "format")]
+    pub manifest: bool,
+
+    /// Scratch space for the copy of the rpmdb that sqlite reads.
+    #[arg(
+        long,
+        env = "NODEIMG_WORKDIR",
+        default_value = "/var/tmp",
+        value_name = "DIR"
+    )]
+    pub workdir: PathBuf,
 }
 
 /// Make and examine the Node image (squashfs liveimg).
@@ -214,7 +255,33 @@ fn run(command: Command) -> Result<ExitCode> {
     match command {
         Command::Doctor(args) => doctor_cmd(args),
         Command::Liveimg(LiveimgCommand::Pack(args)) => pack_cmd(args),
+        Command::Inspect(args) => inspect_cmd(args),
     }
+}
+
+fn inspect_cmd(args: InspectArgs) -> Result<ExitCode> {
+    let scratch = sys::temp_dir(&args.workdir, "nodeimg-inspect-")?;
+    let report = image::inspect(&args.image, scratch.path())?;
+    if args.manifest {
+        for line in report.manifest() {
+            println!("{line}");
+        }
+    } else {
+        match args.format {
+            ReportFormat::Text => print!("{}", image::render_text(&report)),
+            ReportFormat::Json => {
+                let mut value = serde_json::to_value(&report)?;
+                value["manifest"] = serde_json::json!(report.manifest());
+                value["unsigned"] = serde_json::json!(report.unsigned());
+                println!("{}", serde_json::to_string_pretty(&value)?);
+            }
+        }
+    }
+    Ok(if report.problems.is_empty() {
+        ExitCode::from(exit::SUCCESS)
+    } else {
+        ExitCode::from(exit::CHECKS_FAILED)
+    })
 }
 
 fn pack_cmd(args: PackArgs) -> Result<ExitCode> {

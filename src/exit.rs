@@ -19,7 +19,7 @@ Exit status:
   0      success
   1      failure (the error message names the file, command or step)
   2      usage error (unknown option, missing argument)
-  3      checks ran and found errors (doctor, kickstart checks)
+  3      checks ran and found errors (doctor, inspect, kickstart checks)
   128+N  stopped by signal N after cleaning up (130 for Ctrl-C, 143 for SIGTERM)";
 
 /// The signal behind an error, if the run was interrupted anywhere down the chain.

@@ -7,6 +7,7 @@ pub mod artifacts;
 pub mod cli;
 pub mod doctor;
 pub mod exit;
+pub mod image;
 pub mod liveimg;
 pub mod logging;
 pub mod sys;

@@ -22,7 +22,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
-use anyhow::{Context, Result, bail, ensure};
+use anyhow::{Context, Result, ensure};
 use serde::Serialize;
 
 use crate::artifacts::PartialFile;
@@ -184,7 +184,7 @@ pub fn pack(source: &Source, output: &Path, options: &PackOptions) -> Result<Pac
             None
         }
         Source::Disk { path, partition } => {
-            let part = find_root_partition(path, *partition)?;
+            let part = partition::find_root(path, *partition)?;
             let what = format!("partition {} of {}", part.number, path.display());
             let sb = ext4::require_ext4(path, part.start, &what)?;
             check_fits(path, part.start, sb.size_bytes(), Some(&part))?;
@@ -248,58 +248,6 @@ pub fn pack(source: &Source, output: &Path, options: &PackOptions) -> Result<Pac
         filesystem_used_bytes: sb.used_bytes(),
         squashfs: options.squashfs.clone(),
     })
-}
-
-/// The partition named, or the only one holding ext4.
-fn find_root_partition(disk: &Path, wanted: Option<u32>) -> Result<partition::Partition> {
-    let table = partition::read_table(disk)?;
-    let list = || {
-        table
-            .partitions
-            .iter()
-            .map(|p| format!("{} ({}, {})", p.number, p.kind, human(p.size)))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    if let Some(number) = wanted {
-        return table
-            .partitions
-            .iter()
-            .find(|p| p.number == number)
-            .cloned()
-            .with_context(|| {
-                format!(
-                    "{} has no partition {number}; it has: {}",
-                    disk.display(),
-                    list()
-                )
-            });
-    }
-    let mut ext4 = Vec::new();
-    for part in &table.partitions {
-        if let Some(sb) = ext4::read_superblock(disk, part.start)?
-            && sb.flavour == ext4::Flavour::Ext4
-        {
-            ext4.push(part.clone());
-        }
-    }
-    match ext4.len() {
-        1 => Ok(ext4.remove(0)),
-        0 => bail!(
-            "no partition of {} holds ext4; it has: {}",
-            disk.display(),
-            list()
-        ),
-        _ => bail!(
-            "several partitions of {} hold ext4 ({}); name the root one as disk:{}:N",
-            disk.display(),
-            ext4.iter()
-                .map(|p| p.number.to_string())
-                .collect::<Vec<_>>()
-                .join(", "),
-            disk.display()
-        ),
-    }
 }
 
 /// The filesystem must lie within its partition and within the file.

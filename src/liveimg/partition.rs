@@ -72,6 +72,58 @@ pub fn read_table(path: &Path) -> Result<Table> {
     Ok(table)
 }
 
+/// The partition named, or the only one holding ext4.
+pub fn find_root(disk: &Path, wanted: Option<u32>) -> Result<Partition> {
+    let table = read_table(disk)?;
+    let list = || {
+        table
+            .partitions
+            .iter()
+            .map(|p| format!("{} ({}, {})", p.number, p.kind, super::human(p.size)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    if let Some(number) = wanted {
+        return table
+            .partitions
+            .iter()
+            .find(|p| p.number == number)
+            .cloned()
+            .with_context(|| {
+                format!(
+                    "{} has no partition {number}; it has: {}",
+                    disk.display(),
+                    list()
+                )
+            });
+    }
+    let mut ext4 = Vec::new();
+    for part in &table.partitions {
+        if let Some(sb) = super::ext4::read_superblock(disk, part.start)?
+            && sb.flavour == super::ext4::Flavour::Ext4
+        {
+            ext4.push(part.clone());
+        }
+    }
+    match ext4.len() {
+        1 => Ok(ext4.remove(0)),
+        0 => bail!(
+            "no partition of {} holds ext4; it has: {}",
+            disk.display(),
+            list()
+        ),
+        _ => bail!(
+            "several partitions of {} hold ext4 ({}); name the root one as disk:{}:N",
+            disk.display(),
+            ext4.iter()
+                .map(|p| p.number.to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+            disk.display()
+        ),
+    }
+}
+
 fn read_from(disk: &mut File, len: u64) -> Result<Table> {
     let mbr = read_at(disk, 0, 512).context("no MBR: the file is shorter than one sector")?;
     ensure!(

@@ -1,0 +1,452 @@
+//! Read-only inspection of a Node image: a squashfs liveimg, an ext4 filesystem image
+//! or a disk image, as an unprivileged user and without mounting anything.
+//!
+//! squashfs through backhand, ext4 through ext4-view, the rpmdb through sqlite and the
+//! rpm crate. The report says what imgbased would refuse.
+
+pub mod reader;
+pub mod rpmdb;
+
+use std::fs::File;
+use std::io::{BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+
+use anyhow::{Context, Result, anyhow, bail};
+use backhand::{FilesystemReader, InnerNode};
+use ext4_view::{Ext4, Ext4Error, Ext4Read};
+use serde::Serialize;
+
+use crate::liveimg::ext4::{self, Superblock};
+use crate::liveimg::partition::{self, Partition};
+use crate::liveimg::{ROOTFS_PATH, human};
+use reader::{OffsetFile, SquashfsFile};
+
+/// The update package's placeholder, whose V-R the update RPM takes.
+pub const PLACEHOLDER: &str = "ovirt-node-ng-image-update-placeholder";
+/// Where `imgbase image-build --postprocess` records the image's NVR.
+pub const NVR_FILE: &str = "/usr/share/imgbase/build/meta/nvr";
+/// rpmdb locations, the Node's first (imgbased moves it under /usr).
+const RPMDBS: [&str; 2] = ["/usr/share/rpm/rpmdb.sqlite", "/var/lib/rpm/rpmdb.sqlite"];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    Squashfs,
+    Ext4,
+    Disk,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Inspection {
+    pub path: PathBuf,
+    pub format: Format,
+    /// For a squashfs: every entry in it, and its compressor.
+    pub squashfs_entries: Vec<String>,
+    pub squashfs_compression: Option<String>,
+    /// For a disk image: the partition holding the root filesystem.
+    pub partition: Option<Partition>,
+    pub filesystem: Filesystem,
+    pub os_release: Option<OsRelease>,
+    /// The imgbased NVR recorded in the image.
+    pub nvr: Option<String>,
+    /// `vmlinuz-*` under /boot.
+    pub kernels: Vec<String>,
+    pub rpmdb: Option<String>,
+    pub packages: Vec<rpmdb::Package>,
+    /// The placeholder's version-release: the V-R of the update RPM.
+    pub placeholder: Option<String>,
+    /// What imgbased (or the layout contract) would refuse.
+    pub problems: Vec<String>,
+}
+
+impl Inspection {
+    /// The manifest-rpm: one NEVRA a line, sorted.
+    pub fn manifest(&self) -> Vec<String> {
+        self.packages.iter().map(rpmdb::Package::nevra).collect()
+    }
+
+    /// The packages without a signature.
+    pub fn unsigned(&self) -> Vec<String> {
+        self.packages
+            .iter()
+            .filter(|p| !p.signed)
+            .map(rpmdb::Package::nevra)
+            .collect()
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct Filesystem {
+    pub label: String,
+    pub size_bytes: u64,
+    pub used_bytes: u64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct OsRelease {
+    /// Where /etc/os-release points; `None` when it is a regular file.
+    pub symlink_target: Option<String>,
+    pub id: Option<String>,
+    pub name: Option<String>,
+    pub version_id: Option<String>,
+    pub pretty_name: Option<String>,
+    pub cpe_name: Option<String>,
+}
+
+/// What kind of image `path` is, from its first bytes.
+pub fn detect(path: &Path) -> Result<Format> {
+    let mut head = vec![0u8; 2048];
+    let mut file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let n =
+        read_up_to(&mut file, &mut head).with_context(|| format!("reading {}", path.display()))?;
+    head.truncate(n);
+    if head.starts_with(b"hsqs") {
+        Ok(Format::Squashfs)
+    } else if head.len() >= 1082 && head[1080..1082] == [0x53, 0xEF] {
+        Ok(Format::Ext4)
+    } else if head.len() >= 512 && head[510..512] == [0x55, 0xAA] {
+        Ok(Format::Disk)
+    } else {
+        bail!(
+            "{} is not a squashfs, an ext4 filesystem image or a partitioned disk image",
+            path.display()
+        )
+    }
+}
+
+fn read_up_to(file: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match file.read(&mut buf[filled..])? {
+            0 => break,
+            n => filled += n,
+        }
+    }
+    Ok(filled)
+}
+
+/// Inspect an image. `scratch` holds the copy of the rpmdb that sqlite reads.
+pub fn inspect(path: &Path, scratch: &Path) -> Result<Inspection> {
+    let format = detect(path)?;
+    let mut problems = Vec::new();
+    let mut squashfs_entries = Vec::new();
+    let mut squashfs_compression = None;
+    let mut partition = None;
+    let source: Box<dyn Ext4Read> = match format {
+        Format::Ext4 => Box::new(OffsetFile::new(open(path)?, 0)),
+        Format::Disk => {
+            let part = partition::find_root(path, None)?;
+            let source = OffsetFile::new(open(path)?, part.start);
+            partition = Some(part);
+            Box::new(source)
+        }
+        Format::Squashfs => {
+            check_squashfs_length(path)?;
+            let fs = FilesystemReader::from_reader(BufReader::new(open(path)?))
+                .map_err(|e| anyhow!("{}: not a readable squashfs: {e}", path.display()))?;
+            squashfs_compression = fs.compressor.map(|c| format!("{c:?}").to_lowercase());
+            let mut images = Vec::new();
+            for node in fs.files() {
+                let entry = node
+                    .fullpath
+                    .to_string_lossy()
+                    .trim_start_matches('/')
+                    .to_owned();
+                if entry.is_empty() {
+                    continue;
+                }
+                if let InnerNode::File(file) = &node.inner
+                    && entry.matches('/').count() == 1
+                    && entry.ends_with(".img")
+                {
+                    images.push((entry.clone(), file.clone()));
+                }
+                squashfs_entries.push(entry);
+            }
+            if squashfs_entries != ["LiveOS", ROOTFS_PATH] {
+                problems.push(format!(
+                    "the squashfs holds {squashfs_entries:?}, not exactly {ROOTFS_PATH}"
+                ));
+            }
+            if images.len() > 1 {
+                problems.push(format!(
+                    "{} files match */*.img; imgbased would pick one of them at random",
+                    images.len()
+                ));
+            }
+            let (_, node) = match images.iter().position(|(name, _)| name == ROOTFS_PATH) {
+                Some(at) => images.swap_remove(at),
+                None => images.into_iter().next().with_context(|| {
+                    format!(
+                        "{}: no */*.img filesystem image in the squashfs",
+                        path.display()
+                    )
+                })?,
+            };
+            Box::new(SquashfsFile::new(Rc::new(fs), node))
+        }
+    };
+    inspect_root(path, format, source, scratch, problems).map(|mut report| {
+        report.squashfs_entries = squashfs_entries;
+        report.squashfs_compression = squashfs_compression;
+        report.partition = partition;
+        report
+    })
+}
+
+/// A squashfs records its length (`bytes_used`, at byte 40); a shorter file was cut.
+fn check_squashfs_length(path: &Path) -> Result<()> {
+    let mut superblock = [0u8; 96];
+    let mut file = open(path)?;
+    file.read_exact(&mut superblock)
+        .with_context(|| format!("{}: too short for a squashfs superblock", path.display()))?;
+    let mut used = [0u8; 8];
+    used.copy_from_slice(&superblock[40..48]);
+    let used = u64::from_le_bytes(used);
+    let len = file
+        .metadata()
+        .with_context(|| format!("reading {}", path.display()))?
+        .len();
+    if len < used {
+        bail!(
+            "{}: truncated: the squashfs holds {used} bytes but the file has only {len}",
+            path.display()
+        );
+    }
+    Ok(())
+}
+
+fn open(path: &Path) -> Result<File> {
+    File::open(path).with_context(|| format!("opening {}", path.display()))
+}
+
+fn inspect_root(
+    path: &Path,
+    format: Format,
+    mut source: Box<dyn Ext4Read>,
+    scratch: &Path,
+    mut problems: Vec<String>,
+) -> Result<Inspection> {
+    let mut raw = [0u8; 1024];
+    source
+        .read(1024, &mut raw)
+        .map_err(|e| anyhow!("{}: reading the ext4 superblock: {e}", path.display()))?;
+    let sb = Superblock::parse(&raw)
+        .with_context(|| format!("{}: the root filesystem is not ext2/3/4", path.display()))?;
+    if sb.flavour != ext4::Flavour::Ext4 {
+        problems.push(format!("the root filesystem is {}, not ext4", sb.flavour));
+    }
+    if format == Format::Squashfs && sb.label != crate::liveimg::DEFAULT_LABEL {
+        problems.push(format!("rootfs.img is labelled {:?}, not LiveOS", sb.label));
+    }
+    let fs = Ext4::load(source)
+        .map_err(|e| anyhow!("{}: reading the ext4 filesystem: {e}", path.display()))?;
+    let ctx = |what: &str| format!("{}: reading {what}", path.display());
+
+    let os_release = read_os_release(&fs, &mut problems).with_context(|| ctx("/etc/os-release"))?;
+    let nvr = read_optional(&fs, NVR_FILE)
+        .with_context(|| ctx(NVR_FILE))?
+        .map(|text| text.trim().to_owned());
+    if nvr.is_none() {
+        problems.push(format!("no {NVR_FILE}: imgbased cannot name the layer (was `imgbase image-build --postprocess` run?)"));
+    }
+    let kernels = list_kernels(&fs).with_context(|| ctx("/boot"))?;
+    if kernels.is_empty() {
+        problems.push(
+            "no kernel (vmlinuz-*) under /boot: imgbased cannot make a boot entry".to_owned(),
+        );
+    }
+
+    let mut rpmdb = None;
+    let mut packages = Vec::new();
+    for candidate in RPMDBS {
+        if let Some(db) = read_bytes(&fs, candidate).with_context(|| ctx(candidate))? {
+            let local = scratch.join("rpmdb.sqlite");
+            std::fs::write(&local, db).with_context(|| format!("writing {}", local.display()))?;
+            // Committed transactions may still sit in the write-ahead log.
+            if let Some(wal) = read_bytes(&fs, &format!("{candidate}-wal"))? {
+                std::fs::write(scratch.join("rpmdb.sqlite-wal"), wal)?;
+            }
+            packages = rpmdb::read_packages(&local)?;
+            rpmdb = Some(candidate.to_owned());
+            break;
+        }
+    }
+    let placeholder = packages
+        .iter()
+        .find(|p| p.name == PLACEHOLDER)
+        .map(rpmdb::Package::version_release);
+
+    Ok(Inspection {
+        path: path.to_owned(),
+        format,
+        squashfs_entries: Vec::new(),
+        squashfs_compression: None,
+        partition: None,
+        filesystem: Filesystem {
+            label: sb.label.clone(),
+            size_bytes: sb.size_bytes(),
+            used_bytes: sb.used_bytes(),
+        },
+        os_release,
+        nvr,
+        kernels,
+        rpmdb,
+        packages,
+        placeholder,
+        problems,
+    })
+}
+
+fn read_os_release(fs: &Ext4, problems: &mut Vec<String>) -> Result<Option<OsRelease>> {
+    let symlink_target = match fs.symlink_metadata("/etc/os-release") {
+        Ok(meta) if meta.is_symlink() => {
+            Some(fs.read_link("/etc/os-release")?.display().to_string())
+        }
+        Ok(_) => None,
+        Err(Ext4Error::NotFound) => {
+            problems.push("no /etc/os-release".to_owned());
+            return Ok(None);
+        }
+        Err(err) => return Err(err.into()),
+    };
+    if symlink_target.is_none() {
+        problems.push(
+            "/etc/os-release is not a symlink (imgbased's postprocess requires one)".to_owned(),
+        );
+    }
+    let Some(text) = read_optional(fs, "/etc/os-release")? else {
+        problems.push("/etc/os-release is a dangling symlink".to_owned());
+        return Ok(None);
+    };
+    let field = |key: &str| {
+        text.lines().find_map(|line| {
+            let value = line.strip_prefix(key)?.strip_prefix('=')?;
+            Some(value.trim().trim_matches(['"', '\'']).to_owned())
+        })
+    };
+    Ok(Some(OsRelease {
+        symlink_target,
+        id: field("ID"),
+        name: field("NAME"),
+        version_id: field("VERSION_ID"),
+        pretty_name: field("PRETTY_NAME"),
+        cpe_name: field("CPE_NAME"),
+    }))
+}
+
+fn read_bytes(fs: &Ext4, path: &str) -> Result<Option<Vec<u8>>> {
+    match fs.read(path) {
+        Ok(bytes) => Ok(Some(bytes)),
+        Err(Ext4Error::NotFound) => Ok(None),
+        Err(err) => Err(anyhow!("{path}: {err}")),
+    }
+}
+
+fn read_optional(fs: &Ext4, path: &str) -> Result<Option<String>> {
+    Ok(read_bytes(fs, path)?.map(|bytes| String::from_utf8_lossy(&bytes).into_owned()))
+}
+
+fn list_kernels(fs: &Ext4) -> Result<Vec<String>> {
+    let entries = match fs.read_dir("/boot") {
+        Ok(entries) => entries,
+        Err(Ext4Error::NotFound) => return Ok(Vec::new()),
+        Err(err) => return Err(err.into()),
+    };
+    let mut kernels = Vec::new();
+    for entry in entries {
+        let name = entry?.file_name().display().to_string();
+        if name.starts_with("vmlinuz-") && !name.contains("rescue") {
+            kernels.push(name);
+        }
+    }
+    kernels.sort();
+    Ok(kernels)
+}
+
+/// The report for people.
+pub fn render_text(report: &Inspection) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let format = match report.format {
+        Format::Squashfs => "squashfs liveimg",
+        Format::Ext4 => "ext4 filesystem image",
+        Format::Disk => "disk image",
+    };
+    let _ = writeln!(out, "{} ({format})", report.path.display());
+    if let Some(compression) = &report.squashfs_compression {
+        let _ = writeln!(
+            out,
+            "  squashfs:     {} [{}]",
+            report.squashfs_entries.join(", "),
+            compression
+        );
+    }
+    if let Some(part) = &report.partition {
+        let _ = writeln!(
+            out,
+            "  partition:    {} ({}, {})",
+            part.number,
+            part.kind,
+            human(part.size)
+        );
+    }
+    let fs = &report.filesystem;
+    let _ = writeln!(
+        out,
+        "  filesystem:   ext4 label {:?}, {} with {} used",
+        fs.label,
+        human(fs.size_bytes),
+        human(fs.used_bytes)
+    );
+    if let Some(os) = &report.os_release {
+        let _ = writeln!(
+            out,
+            "  os-release:   {}{}",
+            os.pretty_name
+                .as_deref()
+                .or(os.name.as_deref())
+                .unwrap_or("?"),
+            os.symlink_target
+                .as_ref()
+                .map(|t| format!(" (-> {t})"))
+                .unwrap_or_default()
+        );
+    }
+    let _ = writeln!(
+        out,
+        "  nvr:          {}",
+        report.nvr.as_deref().unwrap_or("-")
+    );
+    let _ = writeln!(
+        out,
+        "  kernels:      {}",
+        if report.kernels.is_empty() {
+            "-".to_owned()
+        } else {
+            report.kernels.join(", ")
+        }
+    );
+    let _ = writeln!(
+        out,
+        "  packages:     {} in {} ({} unsigned)",
+        report.packages.len(),
+        report.rpmdb.as_deref().unwrap_or("no rpmdb"),
+        report.unsigned().len()
+    );
+    let _ = writeln!(
+        out,
+        "  placeholder:  {}",
+        report.placeholder.as_deref().unwrap_or("not installed")
+    );
+    if report.problems.is_empty() {
+        let _ = writeln!(out, "\nimgbased would accept this image.");
+    } else {
+        let _ = writeln!(out, "\nimgbased would refuse this image:");
+        for problem in &report.problems {
+            let _ = writeln!(out, "  - {problem}");
+        }
+    }
+    out
+}

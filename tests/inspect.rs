@@ -1,0 +1,393 @@
+//! `nodeimg inspect` on images made here with the real tools: an rpmdb written by rpm
+//! itself from packages built by rpmbuild (one signed with rpmsign), packed as a
+//! squashfs liveimg, as an ext4 image and inside a GPT disk. Checked against
+//! `rpm -qa`, and run as an unprivileged user.
+
+mod common;
+
+use std::fs;
+use std::io::{Seek, SeekFrom, Write};
+use std::os::unix::fs::{PermissionsExt, symlink};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+const MIB: u64 = 1 << 20;
+const PLACEHOLDER: &str = "ovirt-node-ng-image-update-placeholder";
+
+fn run(cmd: &mut Command) -> Output {
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn nodeimg() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_nodeimg"));
+    cmd.env("NODEIMG_WORKDIR", std::env::temp_dir());
+    cmd
+}
+
+/// Build an empty noarch package with rpmbuild; returns the .rpm path.
+fn build_rpm(top: &Path, name: &str, epoch: Option<u32>, version: &str, release: &str) -> PathBuf {
+    fs::create_dir_all(top).unwrap();
+    let spec = top.join(format!("{name}.spec"));
+    let epoch = epoch.map(|e| format!("Epoch: {e}\n")).unwrap_or_default();
+    fs::write(
+        &spec,
+        format!(
+            "Name: {name}\n{epoch}Version: {version}\nRelease: {release}\nSummary: test package\nLicense: MIT\nBuildArch: noarch\n%description\ntest\n%files\n"
+        ),
+    )
+    .unwrap();
+    run(Command::new("rpmbuild")
+        .arg("-bb")
+        .arg("--define")
+        .arg(format!("_topdir {}", top.display()))
+        .arg(&spec));
+    top.join("RPMS/noarch")
+        .join(format!("{name}-{version}-{release}.noarch.rpm"))
+}
+
+/// Sign a package with a throw-away key.
+fn sign(rpm: &Path, scratch: &Path) {
+    let home = scratch.join("gnupg");
+    fs::create_dir_all(&home).unwrap();
+    fs::set_permissions(&home, fs::Permissions::from_mode(0o700)).unwrap();
+    run(Command::new("gpg").env("GNUPGHOME", &home).args([
+        "--batch",
+        "--passphrase",
+        "",
+        "--quick-gen-key",
+        "nodeimg test <test@localhost>",
+        "rsa2048",
+        "sign",
+        "never",
+    ]));
+    // Debian's rpm looks for gpg2 by default.
+    let gpg = run(Command::new("sh").args(["-c", "command -v gpg"]));
+    let gpg = String::from_utf8_lossy(&gpg.stdout).trim().to_owned();
+    run(Command::new("rpmsign")
+        .env("GNUPGHOME", &home)
+        .args(["--define", "_gpg_name nodeimg test", "--define"])
+        .arg(format!("__gpg {gpg}"))
+        .arg("--addsign")
+        .arg(rpm));
+}
+
+/// A Node-like root tree with an rpmdb under /usr/share/rpm written by rpm.
+fn node_tree(scratch: &Path) -> PathBuf {
+    let root = scratch.join("root");
+    for dir in [
+        "etc",
+        "usr/lib",
+        "boot",
+        "usr/share/imgbase/build/meta",
+        "var/lib",
+    ] {
+        fs::create_dir_all(root.join(dir)).unwrap();
+    }
+    fs::write(
+        root.join("usr/lib/os-release"),
+        "NAME=\"CentOS Stream\"\nVERSION=\"9\"\nID=\"centos\"\nVERSION_ID=\"9\"\nPRETTY_NAME=\"CentOS Stream 9\"\nCPE_NAME=\"cpe:/o:centos:centos:9\"\n",
+    )
+    .unwrap();
+    symlink("../usr/lib/os-release", root.join("etc/os-release")).unwrap();
+    fs::write(root.join("boot/vmlinuz-5.14.0-570.el9.x86_64"), "kernel").unwrap();
+    fs::write(root.join("boot/vmlinuz-0-rescue-abc"), "rescue").unwrap();
+    fs::write(
+        root.join("usr/share/imgbase/build/meta/nvr"),
+        "ovirt-node-ng-4.5.6-0.20261125.0\n",
+    )
+    .unwrap();
+    symlink("../../usr/share/rpm", root.join("var/lib/rpm")).unwrap();
+
+    let top = scratch.join("rpmbuild");
+    let packages = [
+        build_rpm(&top, PLACEHOLDER, None, "4.5.6", "1.el9"),
+        build_rpm(&top, "vdsm-fake", Some(2), "4.50.5", "1.el9"),
+        build_rpm(&top, "imgbased-fake", None, "1.2.30", "0.1.el9"),
+    ];
+    sign(&packages[2], scratch);
+    let rpm = |args: &[&str]| {
+        let mut cmd = Command::new("rpm");
+        cmd.arg("--root")
+            .arg(&root)
+            .args(["--dbpath", "/usr/share/rpm"])
+            .args(args);
+        cmd
+    };
+    run(&mut rpm(&["--initdb"]));
+    run(rpm(&["-i", "--justdb", "--nodeps", "--nosignature"]).args(&packages));
+    root
+}
+
+/// What rpm itself says is installed in `root`, as NEVRA lines.
+fn rpm_qa(root: &Path) -> Vec<String> {
+    let out = run(Command::new("rpm").arg("--root").arg(root).args([
+        "--dbpath",
+        "/usr/share/rpm",
+        "-qa",
+        "--qf",
+        "%{NAME}-%|EPOCH?{%{EPOCH}:}:{}|%{VERSION}-%{RELEASE}.%{ARCH}\n",
+    ]));
+    let mut lines: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    lines.sort();
+    lines
+}
+
+fn pack(source: &str, out: &Path) {
+    run(nodeimg()
+        .args([
+            "-q", "liveimg", "pack", "--force", "--size", "32M", "--from", source, "-o",
+        ])
+        .arg(out));
+}
+
+fn inspect_json(image: &Path) -> (Option<i32>, Value) {
+    let out = nodeimg()
+        .args(["inspect", "--format", "json"])
+        .arg(image)
+        .output()
+        .unwrap();
+    let value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    (out.status.code(), value)
+}
+
+fn assert_node_contents(report: &Value, expected_manifest: &[String]) {
+    assert_eq!(report["problems"], serde_json::json!([]), "{report:#}");
+    assert_eq!(report["nvr"], "ovirt-node-ng-4.5.6-0.20261125.0");
+    assert_eq!(
+        report["os_release"]["symlink_target"],
+        "../usr/lib/os-release"
+    );
+    assert_eq!(report["os_release"]["id"], "centos");
+    assert_eq!(report["os_release"]["cpe_name"], "cpe:/o:centos:centos:9");
+    assert_eq!(
+        report["kernels"],
+        serde_json::json!(["vmlinuz-5.14.0-570.el9.x86_64"])
+    );
+    assert_eq!(report["rpmdb"], "/usr/share/rpm/rpmdb.sqlite");
+    assert_eq!(report["placeholder"], "4.5.6-1.el9");
+    let manifest: Vec<String> = serde_json::from_value(report["manifest"].clone()).unwrap();
+    assert_eq!(manifest, expected_manifest);
+    assert!(manifest.contains(&"vdsm-fake-2:4.50.5-1.el9.noarch".to_owned()));
+    assert_eq!(
+        report["unsigned"],
+        serde_json::json!([
+            "ovirt-node-ng-image-update-placeholder-4.5.6-1.el9.noarch",
+            "vdsm-fake-2:4.50.5-1.el9.noarch"
+        ])
+    );
+}
+
+#[test]
+fn squashfs_ext4_and_disk_forms_report_what_rpm_installed() {
+    let scratch = tempfile::tempdir().unwrap();
+    let root = node_tree(scratch.path());
+    let expected = rpm_qa(&root);
+    assert_eq!(expected.len(), 3, "{expected:?}");
+
+    let squashfs = scratch.path().join("node.liveimg.squashfs");
+    pack(&format!("dir:{}", root.display()), &squashfs);
+    let (code, report) = inspect_json(&squashfs);
+    assert_eq!(code, Some(0), "{report:#}");
+    assert_eq!(report["format"], "squashfs");
+    assert_eq!(
+        report["squashfs_entries"],
+        serde_json::json!(["LiveOS", "LiveOS/rootfs.img"])
+    );
+    assert_eq!(report["squashfs_compression"], "xz");
+    assert_eq!(report["filesystem"]["label"], "LiveOS");
+    assert_eq!(report["filesystem"]["size_bytes"], 32 * MIB);
+    assert_node_contents(&report, &expected);
+
+    // The same filesystem as a plain ext4 image and inside a GPT disk.
+    let ext4 = scratch.path().join("root.ext4");
+    run(Command::new("mkfs.ext4")
+        .args(["-q", "-F", "-L", "root", "-d"])
+        .arg(&root)
+        .arg(&ext4)
+        .arg("32M"));
+    let (code, report) = inspect_json(&ext4);
+    assert_eq!(
+        (code, report["format"].as_str()),
+        (Some(0), Some("ext4")),
+        "{report:#}"
+    );
+    assert_node_contents(&report, &expected);
+
+    let disk = scratch.path().join("disk.raw");
+    fs::File::create(&disk).unwrap().set_len(40 * MIB).unwrap();
+    run(Command::new("sgdisk")
+        .args([
+            "--new=1:2048:+4M",
+            "--typecode=1:ef00",
+            "--new=2:0:0",
+            "--typecode=2:8300",
+        ])
+        .arg(&disk));
+    let table = run(Command::new("sgdisk").args(["-i", "2"]).arg(&disk));
+    let first_sector: u64 = String::from_utf8_lossy(&table.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("First sector: "))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap()
+        .parse()
+        .unwrap();
+    let mut out = fs::OpenOptions::new().write(true).open(&disk).unwrap();
+    out.seek(SeekFrom::Start(first_sector * 512)).unwrap();
+    out.write_all(&fs::read(&ext4).unwrap()).unwrap();
+    drop(out);
+    let (code, report) = inspect_json(&disk);
+    assert_eq!(
+        (code, report["format"].as_str()),
+        (Some(0), Some("disk")),
+        "{report:#}"
+    );
+    assert_eq!(report["partition"]["number"], 2);
+    assert_node_contents(&report, &expected);
+
+    // --manifest prints exactly the manifest-rpm.
+    let out = run(nodeimg().arg("inspect").arg("--manifest").arg(&squashfs));
+    let lines: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(lines, expected);
+}
+
+#[test]
+fn an_unprivileged_user_can_inspect() {
+    let scratch = tempfile::tempdir().unwrap();
+    let root = node_tree(scratch.path());
+    let public = scratch.path().join("public");
+    fs::create_dir(&public).unwrap();
+    let image = public.join("node.liveimg.squashfs");
+    pack(&format!("dir:{}", root.display()), &image);
+    for dir in [scratch.path(), public.as_path()] {
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    fs::set_permissions(&image, fs::Permissions::from_mode(0o644)).unwrap();
+    let out = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .arg(env!("CARGO_BIN_EXE_nodeimg"))
+        .args(["inspect", "--workdir", "/tmp"])
+        .arg(&image)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("placeholder:  4.5.6-1.el9"), "{text}");
+    assert!(text.contains("imgbased would accept this image."), "{text}");
+}
+
+#[test]
+fn what_imgbased_would_refuse_is_listed_with_status_3() {
+    let scratch = tempfile::tempdir().unwrap();
+    let root = scratch.path().join("bare");
+    fs::create_dir_all(root.join("etc")).unwrap();
+    fs::write(root.join("etc/os-release"), "ID=centos\n").unwrap();
+    let image = scratch.path().join("bare.liveimg.squashfs");
+    pack(&format!("dir:{}", root.display()), &image);
+    let (code, report) = inspect_json(&image);
+    assert_eq!(code, Some(3), "{report:#}");
+    let problems = report["problems"].to_string();
+    for expected in [
+        "/etc/os-release is not a symlink",
+        "no /usr/share/imgbase/build/meta/nvr",
+        "no kernel (vmlinuz-*) under /boot",
+    ] {
+        assert!(
+            problems.contains(expected),
+            "{expected:?} not in {problems}"
+        );
+    }
+    assert!(report["placeholder"].is_null());
+    assert!(report["rpmdb"].is_null());
+
+    // Two images in the squashfs: imgbased would pick either.
+    let two = scratch.path().join("two");
+    fs::create_dir_all(two.join("LiveOS")).unwrap();
+    run(Command::new("mkfs.ext4")
+        .args(["-q", "-F", "-L", "LiveOS", "-d"])
+        .arg(&root)
+        .arg(two.join("LiveOS/rootfs.img"))
+        .arg("8M"));
+    fs::copy(two.join("LiveOS/rootfs.img"), two.join("LiveOS/other.img")).unwrap();
+    let squashfs = scratch.path().join("two.squashfs");
+    run(Command::new("mksquashfs").arg(&two).arg(&squashfs).args([
+        "-noappend",
+        "-quiet",
+        "-no-progress",
+    ]));
+    let (code, report) = inspect_json(&squashfs);
+    assert_eq!(code, Some(3));
+    let problems = report["problems"].to_string();
+    assert!(problems.contains("2 files match */*.img"), "{problems}");
+    assert!(
+        problems.contains("not exactly LiveOS/rootfs.img"),
+        "{problems}"
+    );
+}
+
+#[test]
+fn unreadable_images_fail_clearly() {
+    let scratch = tempfile::tempdir().unwrap();
+    let fails = |path: &Path, expect: &str| {
+        let out = nodeimg().arg("inspect").arg(path).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{}: {stderr}", path.display());
+        assert!(
+            stderr.contains(expect),
+            "{}: expected {expect:?} in {stderr}",
+            path.display()
+        );
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    };
+
+    let noise = scratch.path().join("noise.bin");
+    fs::write(&noise, vec![0x42u8; 8192]).unwrap();
+    fails(
+        &noise,
+        "is not a squashfs, an ext4 filesystem image or a partitioned disk image",
+    );
+    fails(&scratch.path().join("absent.img"), "absent.img");
+
+    // A squashfs cut short (its contents incompressible, so the cut loses data).
+    let root = scratch.path().join("tree");
+    fs::create_dir_all(root.join("etc")).unwrap();
+    let noise: Vec<u8> = (0..4 * MIB as u32)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
+    fs::write(root.join("etc/blob"), noise).unwrap();
+    let image = scratch.path().join("node.liveimg.squashfs");
+    pack(&format!("dir:{}", root.display()), &image);
+    let bytes = fs::read(&image).unwrap();
+    let cut = scratch.path().join("cut.liveimg.squashfs");
+    fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
+    fails(&cut, "truncated: the squashfs holds");
+
+    // A squashfs without any */*.img.
+    let plain = scratch.path().join("plain.squashfs");
+    run(Command::new("mksquashfs").arg(&root).arg(&plain).args([
+        "-noappend",
+        "-quiet",
+        "-no-progress",
+    ]));
+    fails(&plain, "no */*.img filesystem image in the squashfs");
+}

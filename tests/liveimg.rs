@@ -439,7 +439,7 @@ fn gpt_disk_root_is_found_and_sized_by_its_superblock() {
 }
 
 #[test]
-fn a_disk_with_two_ext4_partitions_needs_the_root_named() {
+fn of_two_ext4_partitions_the_one_holding_an_os_is_the_root() {
     require_root();
     let s = Scratch::new();
     let (boot, root) = (s.path("boot"), s.path("root"));
@@ -453,21 +453,82 @@ fn a_disk_with_two_ext4_partitions_needs_the_root_named() {
     write_at(&disk, offsets[0], &s.path("boot.ext4"));
     write_at(&disk, offsets[1], &s.path("root.ext4"));
 
+    let out = s.path("node.liveimg.squashfs");
+    let report = s.pack(&format!("disk:{}", disk.display()), &out, &[]);
+    assert_eq!(report["partition"]["number"], 2, "{report:#}");
+    let rootfs = unpack_rootfs(&out, &s.path("unpacked"));
+    assert_eq!(mounted_manifest(&rootfs, &s, "mnt"), manifest(&root));
+
+    s.pack_fails(
+        &format!("disk:{}:7", disk.display()),
+        "has no partition 7; it has: 1 (linux, 16.0 MiB), 2 (linux, 64.0 MiB)",
+    );
+    // Naming the partition overrides the search, even for a poor choice.
+    let report = s.pack(
+        &format!("disk:{}:1", disk.display()),
+        &s.path("boot.liveimg.squashfs"),
+        &[],
+    );
+    assert_eq!(report["partition"]["number"], 1);
+}
+
+#[test]
+fn a_qcow2_disk_is_read_through_qemu_img() {
+    let s = Scratch::new();
+    let tree = s.path("tree");
+    fs::create_dir_all(tree.join("usr/lib")).unwrap();
+    fs::write(tree.join("usr/lib/os-release"), "ID=centos\n").unwrap();
+    let disk = s.path("disk.raw");
+    let offsets = gpt_disk(&disk, &[(4, "ef00", "EFI"), (24, "8300", "root")]);
+    ext4_image(&s.path("os.ext4"), &tree, 24 * MIB, "os");
+    write_at(&disk, offsets[1], &s.path("os.ext4"));
+    let qcow2 = s.path("disk.qcow2");
+    run(Command::new("qemu-img")
+        .args(["convert", "-O", "qcow2"])
+        .arg(&disk)
+        .arg(&qcow2));
+
+    let from_raw = s.path("raw.liveimg.squashfs");
+    let from_qcow2 = s.path("qcow2.liveimg.squashfs");
+    let report = s.pack(
+        &format!("disk:{}", qcow2.display()),
+        &from_qcow2,
+        &["--source-date-epoch", "1700000000"],
+    );
+    assert_eq!(report["partition"]["number"], 2);
+    s.pack(
+        &format!("disk:{}", disk.display()),
+        &from_raw,
+        &["--source-date-epoch", "1700000000"],
+    );
+    assert_eq!(
+        sha(&from_raw),
+        sha(&from_qcow2),
+        "qcow2 and raw forms of one disk differ"
+    );
+}
+
+#[test]
+fn a_disk_with_two_os_trees_needs_the_root_named() {
+    let s = Scratch::new();
+    let tree = s.path("tree");
+    fs::create_dir_all(tree.join("usr/lib")).unwrap();
+    fs::write(tree.join("usr/lib/os-release"), "ID=centos\n").unwrap();
+    let disk = s.path("disk.raw");
+    let offsets = gpt_disk(&disk, &[(16, "8300", "a"), (16, "8300", "b")]);
+    ext4_image(&s.path("os.ext4"), &tree, 16 * MIB, "os");
+    write_at(&disk, offsets[0], &s.path("os.ext4"));
+    write_at(&disk, offsets[1], &s.path("os.ext4"));
     s.pack_fails(&format!("disk:{}", disk.display()), "several partitions of");
     s.pack_fails(
         &format!("disk:{}", disk.display()),
         "(1, 2); name the root one as disk:",
     );
-    s.pack_fails(
-        &format!("disk:{}:7", disk.display()),
-        "has no partition 7; it has: 1 (linux, 16.0 MiB), 2 (linux, 64.0 MiB)",
+    s.pack(
+        &format!("disk:{}:2", disk.display()),
+        &s.path("b.liveimg.squashfs"),
+        &[],
     );
-
-    let out = s.path("node.liveimg.squashfs");
-    let report = s.pack(&format!("disk:{}:2", disk.display()), &out, &[]);
-    assert_eq!(report["partition"]["number"], 2);
-    let rootfs = unpack_rootfs(&out, &s.path("unpacked"));
-    assert_eq!(mounted_manifest(&rootfs, &s, "mnt"), manifest(&root));
 }
 
 #[test]

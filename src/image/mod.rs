@@ -17,10 +17,11 @@ use backhand::{FilesystemReader, InnerNode};
 use ext4_view::{Ext4, Ext4Error, Ext4Read};
 use serde::Serialize;
 
+use crate::liveimg::ext4::OffsetFile;
 use crate::liveimg::ext4::{self, Superblock};
 use crate::liveimg::partition::{self, Partition};
 use crate::liveimg::{ROOTFS_PATH, human};
-use reader::{OffsetFile, SquashfsFile};
+use reader::SquashfsFile;
 
 /// The update package's placeholder, whose V-R the update RPM takes.
 pub const PLACEHOLDER: &str = "ovirt-node-ng-image-update-placeholder";

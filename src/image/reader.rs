@@ -1,9 +1,8 @@
-//! Random access to a filesystem image wherever it lives: in a plain file, at an
-//! offset in a disk image, or as a file inside a squashfs. ext4-view reads through
-//! these without anything being mounted or unpacked.
+//! Random access to a filesystem image stored as a file inside a squashfs, for
+//! ext4-view: nothing is mounted or unpacked. (Plain files and disk partitions are
+//! read through `liveimg::ext4::OffsetFile`.)
 
 use std::collections::VecDeque;
-use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::rc::Rc;
 
@@ -11,26 +10,6 @@ use backhand::{FilesystemReader, SquashfsFileReader};
 use ext4_view::Ext4Read;
 
 type BoxedError = Box<dyn std::error::Error + Send + Sync>;
-
-/// A filesystem `offset` bytes into a file.
-pub struct OffsetFile {
-    file: File,
-    offset: u64,
-}
-
-impl OffsetFile {
-    pub fn new(file: File, offset: u64) -> OffsetFile {
-        OffsetFile { file, offset }
-    }
-}
-
-impl Ext4Read for OffsetFile {
-    fn read(&mut self, start_byte: u64, dst: &mut [u8]) -> Result<(), BoxedError> {
-        self.file.seek(SeekFrom::Start(self.offset + start_byte))?;
-        self.file.read_exact(dst)?;
-        Ok(())
-    }
-}
 
 /// Squashfs blocks kept decompressed: ext4 reads jump between the inode tables and
 /// file data, and each squashfs block (128 KiB by default) serves many of them.

@@ -1,5 +1,6 @@
-//! The few fields of an ext2/3/4 superblock nodeimg needs: enough to size a
-//! filesystem inside a partition and to tell ext4 from what is not.
+//! The few fields of an ext2/3/4 superblock nodeimg needs (enough to size a
+//! filesystem inside a partition and to tell ext4 from what is not), and random access
+//! to a filesystem at an offset in a file, for ext4-view.
 
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
@@ -134,4 +135,28 @@ pub fn require_ext4(path: &Path, offset: u64, what: &str) -> Result<Superblock> 
         );
     }
     Ok(sb)
+}
+
+/// A filesystem `offset` bytes into a file.
+pub struct OffsetFile {
+    file: File,
+    offset: u64,
+}
+
+impl OffsetFile {
+    pub fn new(file: File, offset: u64) -> OffsetFile {
+        OffsetFile { file, offset }
+    }
+}
+
+impl ext4_view::Ext4Read for OffsetFile {
+    fn read(
+        &mut self,
+        start_byte: u64,
+        dst: &mut [u8],
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        self.file.seek(SeekFrom::Start(self.offset + start_byte))?;
+        self.file.read_exact(dst)?;
+        Ok(())
+    }
 }

@@ -4,8 +4,8 @@
 //! The root filesystem comes in one of three shapes:
 //!
 //! * `fsimage:PATH`: an ext4 filesystem image (livemedia-creator `--make-fsimage`);
-//! * `disk:PATH[:N]`: a partitioned disk image (`--make-disk`), root on partition N
-//!   or found by looking;
+//! * `disk:PATH[:N]`: a partitioned disk image (`--make-disk`, raw or qcow2), root on
+//!   partition N or found by looking;
 //! * `dir:PATH`: an installed tree (the dnf backend), made into ext4 with `mkfs.ext4 -d`.
 //!
 //! Images are copied with `e2image -ra`, which copies only the blocks in use: free
@@ -184,6 +184,14 @@ pub fn pack(source: &Source, output: &Path, options: &PackOptions) -> Result<Pac
             None
         }
         Source::Disk { path, partition } => {
+            let raw;
+            let path = if is_qcow2(path)? {
+                raw = scratch.path().join("disk.raw");
+                qcow2_to_raw(path, &raw)?;
+                &raw
+            } else {
+                path
+            };
             let part = partition::find_root(path, *partition)?;
             let what = format!("partition {} of {}", part.number, path.display());
             let sb = ext4::require_ext4(path, part.start, &what)?;
@@ -248,6 +256,36 @@ pub fn pack(source: &Source, output: &Path, options: &PackOptions) -> Result<Pac
         filesystem_used_bytes: sb.used_bytes(),
         squashfs: options.squashfs.clone(),
     })
+}
+
+/// qcow2 images start with "QFI\xfb".
+fn is_qcow2(path: &Path) -> Result<bool> {
+    use std::io::Read;
+    let mut magic = [0u8; 4];
+    let mut file =
+        std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    Ok(file.read_exact(&mut magic).is_ok() && magic == *b"QFI\xfb")
+}
+
+/// A sparse raw copy of a qcow2 disk (`--make-disk --qcow2`), for the partition
+/// table reader and e2image.
+fn qcow2_to_raw(qcow2: &Path, raw: &Path) -> Result<()> {
+    tracing::info!(
+        "{} is qcow2: converting it to a sparse raw disk",
+        qcow2.display()
+    );
+    Cmd::new("qemu-img")
+        .args(["convert", "-q", "-f", "qcow2", "-O", "raw"])
+        .arg(qcow2)
+        .arg(raw)
+        .run()
+        .with_context(|| {
+            format!(
+                "reading the qcow2 disk image {} (needs qemu-img)",
+                qcow2.display()
+            )
+        })?;
+    Ok(())
 }
 
 /// The filesystem must lie within its partition and within the file.

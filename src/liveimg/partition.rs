@@ -105,6 +105,18 @@ pub fn find_root(disk: &Path, wanted: Option<u32>) -> Result<Partition> {
             ext4.push(part.clone());
         }
     }
+    if ext4.len() > 1 {
+        // /boot and / are both ext4 on many disks: the root is the one with an OS in it.
+        let mut with_os = Vec::new();
+        for part in &ext4 {
+            if holds_os_tree(disk, part.start)? {
+                with_os.push(part.clone());
+            }
+        }
+        if with_os.len() == 1 {
+            ext4 = with_os;
+        }
+    }
     match ext4.len() {
         1 => Ok(ext4.remove(0)),
         0 => bail!(
@@ -113,7 +125,7 @@ pub fn find_root(disk: &Path, wanted: Option<u32>) -> Result<Partition> {
             list()
         ),
         _ => bail!(
-            "several partitions of {} hold ext4 ({}); name the root one as disk:{}:N",
+            "several partitions of {} hold ext4 with an OS tree or none ({}); name the root one as disk:{}:N",
             disk.display(),
             ext4.iter()
                 .map(|p| p.number.to_string())
@@ -122,6 +134,19 @@ pub fn find_root(disk: &Path, wanted: Option<u32>) -> Result<Partition> {
             disk.display()
         ),
     }
+}
+
+/// Whether the ext4 filesystem at `offset` has an os-release file, as every systemd-era
+/// root has.
+fn holds_os_tree(disk: &Path, offset: u64) -> Result<bool> {
+    let file = File::open(disk).with_context(|| format!("opening {}", disk.display()))?;
+    let reader = super::ext4::OffsetFile::new(file, offset);
+    let Ok(fs) = ext4_view::Ext4::load(Box::new(reader)) else {
+        return Ok(false);
+    };
+    Ok(["/usr/lib/os-release", "/etc/os-release"]
+        .iter()
+        .any(|path| fs.exists(*path).unwrap_or(false)))
 }
 
 fn read_from(disk: &mut File, len: u64) -> Result<Table> {

@@ -311,6 +311,7 @@ fn what_imgbased_would_refuse_is_listed_with_status_3() {
         "/etc/os-release is not a symlink",
         "no /usr/share/imgbase/build/meta/nvr",
         "no kernel (vmlinuz-*) under /boot",
+        "no rpmdb",
     ] {
         assert!(
             problems.contains(expected),

@@ -274,6 +274,18 @@ fn inspect_root(
             break;
         }
     }
+    if rpmdb.is_none() {
+        let bdb = ["/usr/share/rpm/Packages", "/var/lib/rpm/Packages"]
+            .into_iter()
+            .find(|candidate| fs.exists(*candidate).unwrap_or(false));
+        problems.push(match bdb {
+            Some(found) => format!(
+                "the rpmdb is Berkeley DB ({found}, EL8 or older): nodeimg reads only sqlite rpmdbs (EL9, Fedora 33+)"
+            ),
+            None => "no rpmdb (rpmdb.sqlite under /usr/share/rpm or /var/lib/rpm): the packages are unknown"
+                .to_owned(),
+        });
+    }
     let placeholder = packages
         .iter()
         .find(|p| p.name == PLACEHOLDER)

@@ -163,13 +163,13 @@ pub fn pack(source: &Source, output: &Path, options: &PackOptions) -> Result<Pac
     let squashfs_args = options.squashfs.args(options.source_date_epoch)?;
     if !output.to_string_lossy().ends_with(".squashfs") {
         tracing::warn!(
-            "{} does not end in .liveimg.squashfs: koji files other names under the wrong archive type",
+            "{} does not end in .squashfs: koji files such names under the wrong archive type (use NAME.liveimg.squashfs)",
             output.display()
         );
     }
     let out = PartialFile::new(output, options.overwrite)?;
 
-    // Drop order: `scratch` goes last, after everything written into it.
+    // On any error both guards go: the scratch tree first, then the unfinished output.
     let scratch = sys::temp_dir(&options.workdir, "nodeimg-liveimg-")?;
     let tree = scratch.path().join("squashfs-root");
     let rootfs = tree.join(ROOTFS_PATH);

@@ -9,6 +9,11 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use crate::logging::{self, LogFormat};
 use crate::{doctor, exit, image, liveimg, sys};
 
+/// Where scratch files go unless `--workdir` or `NODEIMG_WORKDIR` say otherwise: on
+/// disk (not tmpfs), as livemedia-creator's `--tmp` defaults.
+const DEFAULT_WORKDIR: &str = "/var/tmp";
+const WORKDIR_ENV: &str = "NODEIMG_WORKDIR";
+
 const ABOUT: &str = "Build oVirt Node images and their update RPMs from a kickstart";
 
 const LONG_ABOUT: &str = "\
@@ -81,12 +86,7 @@ pub struct InspectArgs {
     pub manifest: bool,
 
     /// Scratch space for the copy of the rpmdb that sqlite reads.
-    #[arg(
-        long,
-        env = "NODEIMG_WORKDIR",
-        default_value = "/var/tmp",
-        value_name = "DIR"
-    )]
+    #[arg(long, env = WORKDIR_ENV, default_value = DEFAULT_WORKDIR, value_name = "DIR")]
     pub workdir: PathBuf,
 }
 
@@ -155,12 +155,7 @@ pub struct PackArgs {
     pub source_date_epoch: Option<u64>,
 
     /// Scratch space for the copy of rootfs.img (sparse: used blocks only).
-    #[arg(
-        long,
-        env = "NODEIMG_WORKDIR",
-        default_value = "/var/tmp",
-        value_name = "DIR"
-    )]
+    #[arg(long, env = WORKDIR_ENV, default_value = DEFAULT_WORKDIR, value_name = "DIR")]
     pub workdir: PathBuf,
 
     /// Replace the output if it exists.
@@ -220,12 +215,7 @@ pub struct DoctorArgs {
     pub format: ReportFormat,
 
     /// Where builds will put their temporary files; its free space is checked.
-    #[arg(
-        long,
-        env = "NODEIMG_WORKDIR",
-        default_value = "/var/tmp",
-        value_name = "DIR"
-    )]
+    #[arg(long, env = WORKDIR_ENV, default_value = DEFAULT_WORKDIR, value_name = "DIR")]
     pub workdir: PathBuf,
 }
 

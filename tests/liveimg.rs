@@ -12,7 +12,7 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use common::{interrupt, require_root, spawn_until_paused};
+use common::{interrupt, require_root, run, spawn_until_paused};
 use nodeimg::sys::{LoopDevice, LoopOptions, Mount};
 use serde_json::Value;
 
@@ -88,17 +88,6 @@ impl Scratch {
             .collect();
         assert!(left.is_empty(), "scratch left in the workdir: {left:?}");
     }
-}
-
-fn run(cmd: &mut Command) -> Output {
-    let out = cmd.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
 }
 
 /// A root tree with every kind of file an OS tree has.

@@ -85,3 +85,16 @@ pub fn interrupt(
     let rest: Vec<String> = rx.iter().collect();
     (status.code(), rest)
 }
+
+/// Run a command that must succeed; its output on failure.
+#[allow(dead_code)]
+pub fn run(cmd: &mut std::process::Command) -> std::process::Output {
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}

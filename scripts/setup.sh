@@ -74,7 +74,7 @@ check_rust() {
             say "installing Rust with dnf"
             as_root dnf install -y cargo rust clippy rustfmt
         else
-            die "cargo not found: install a Rust toolchain (1.88 or newer) with rustup"
+            die "cargo not found: install a Rust toolchain (1.90 or newer) with rustup"
         fi
     fi
     for component in clippy fmt; do

@@ -7,7 +7,7 @@ use anyhow::Result;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::logging::{self, LogFormat};
-use crate::{doctor, exit, image, liveimg, sys};
+use crate::{doctor, exit, image, liveimg, sys, units};
 
 /// Where scratch files go unless `--workdir` or `NODEIMG_WORKDIR` say otherwise: on
 /// disk (not tmpfs), as livemedia-creator's `--tmp` defaults.
@@ -126,7 +126,7 @@ pub struct PackArgs {
 
     /// Size of rootfs.img, e.g. 5G or 5120M: the filesystem made from dir:
     /// (default 5G, as upstream's part /), or the size to resize an image's copy to.
-    #[arg(long, value_parser = parse_size, value_name = "SIZE")]
+    #[arg(long, value_parser = units::parse_size, value_name = "SIZE")]
     pub size: Option<u64>,
 
     /// Label of rootfs.img; dracut and anaconda look for LiveOS.
@@ -165,34 +165,6 @@ pub struct PackArgs {
     /// Format of the summary on stdout.
     #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
     pub format: ReportFormat,
-}
-
-/// "5G", "5120M", "5GiB", "1048576" (bytes).
-fn parse_size(text: &str) -> Result<u64, String> {
-    let trimmed = text.trim();
-    let split = trimmed
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(trimmed.len());
-    let (number, unit) = trimmed.split_at(split);
-    let number: u64 = number
-        .parse()
-        .map_err(|_| format!("{text:?} is not a size like 5G or 5120M"))?;
-    let shift = match unit.trim().to_ascii_uppercase().as_str() {
-        "" | "B" => 0,
-        "K" | "KIB" => 10,
-        "M" | "MIB" => 20,
-        "G" | "GIB" => 30,
-        "T" | "TIB" => 40,
-        _ => {
-            return Err(format!(
-                "{text:?}: unknown unit {unit:?}; use K, M, G or T (powers of 1024)"
-            ));
-        }
-    };
-    number
-        .checked_mul(1u64 << shift)
-        .filter(|&bytes| bytes >= 1 << 20)
-        .ok_or_else(|| format!("{text:?} is not a usable filesystem size (1M or more)"))
 }
 
 /// Report which tools nodeimg can use on this host and whether a build can run here.
@@ -299,11 +271,11 @@ fn pack_cmd(args: PackArgs) -> Result<ExitCode> {
             println!(
                 "{}: {} ({}) from {}{part}: rootfs.img {} with {} used, label {}",
                 report.output.display(),
-                liveimg::human(report.output_bytes),
+                units::human(report.output_bytes),
                 report.squashfs.compression,
                 report.source,
-                liveimg::human(report.filesystem_bytes),
-                liveimg::human(report.filesystem_used_bytes),
+                units::human(report.filesystem_bytes),
+                units::human(report.filesystem_used_bytes),
                 report.label,
             );
         }

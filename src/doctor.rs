@@ -8,6 +8,7 @@ use anyhow::{Context, Result};
 use serde::Serialize;
 
 use crate::sys::{self, Cmd, LoopDevice, LoopOptions, Mount, cancel};
+use crate::units::human;
 
 /// Below this much free space the default 5 GiB root filesystem cannot even be created.
 const MIN_FREE: u64 = 6 << 30;
@@ -443,14 +444,17 @@ fn check_workdir(workdir: &Path) -> Check {
     let (status, verdict) = if free < MIN_FREE {
         (
             Status::Error,
-            format!("too little for a build (at least {} needed)", gib(MIN_FREE)),
+            format!(
+                "too little for a build (at least {} needed)",
+                human(MIN_FREE)
+            ),
         )
     } else if free < COMFORTABLE_FREE {
         (
             Status::Warn,
             format!(
                 "tight for a default build ({} recommended)",
-                gib(COMFORTABLE_FREE)
+                human(COMFORTABLE_FREE)
             ),
         )
     } else {
@@ -459,12 +463,8 @@ fn check_workdir(workdir: &Path) -> Check {
     Check {
         name,
         status,
-        detail: format!("{}: {} free, {verdict}", workdir.display(), gib(free)),
+        detail: format!("{}: {} free, {verdict}", workdir.display(), human(free)),
     }
-}
-
-fn gib(bytes: u64) -> String {
-    format!("{:.1} GiB", bytes as f64 / f64::from(1u32 << 30))
 }
 
 /// The report for people.

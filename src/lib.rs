@@ -11,3 +11,4 @@ pub mod image;
 pub mod liveimg;
 pub mod logging;
 pub mod sys;
+pub mod units;

@@ -17,10 +17,11 @@ use backhand::{FilesystemReader, InnerNode};
 use ext4_view::{Ext4, Ext4Error, Ext4Read};
 use serde::Serialize;
 
+use crate::liveimg::ROOTFS_PATH;
 use crate::liveimg::ext4::OffsetFile;
 use crate::liveimg::ext4::{self, Superblock};
 use crate::liveimg::partition::{self, Partition};
-use crate::liveimg::{ROOTFS_PATH, human};
+use crate::units::human;
 use reader::SquashfsFile;
 
 /// The update package's placeholder, whose V-R the update RPM takes.
@@ -97,11 +98,10 @@ pub struct OsRelease {
 
 /// What kind of image `path` is, from its first bytes.
 pub fn detect(path: &Path) -> Result<Format> {
-    let mut head = vec![0u8; 2048];
-    let mut file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
-    let n =
-        read_up_to(&mut file, &mut head).with_context(|| format!("reading {}", path.display()))?;
-    head.truncate(n);
+    let mut head = Vec::with_capacity(2048);
+    File::open(path)
+        .and_then(|file| file.take(2048).read_to_end(&mut head))
+        .with_context(|| format!("reading {}", path.display()))?;
     if head.starts_with(b"hsqs") {
         Ok(Format::Squashfs)
     } else if head.len() >= 1082 && head[1080..1082] == [0x53, 0xEF] {
@@ -114,17 +114,6 @@ pub fn detect(path: &Path) -> Result<Format> {
             path.display()
         )
     }
-}
-
-fn read_up_to(file: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {
-    let mut filled = 0;
-    while filled < buf.len() {
-        match file.read(&mut buf[filled..])? {
-            0 => break,
-            n => filled += n,
-        }
-    }
-    Ok(filled)
 }
 
 /// Inspect an image. `scratch` holds the copy of the rpmdb that sqlite reads.

@@ -27,6 +27,7 @@ use serde::Serialize;
 
 use crate::artifacts::PartialFile;
 use crate::sys::{self, Cmd};
+use crate::units::human;
 pub use squashfs::{Bcj, Compression, SquashfsOptions};
 
 /// The label lorax gives rootfs.img and dracut looks for.
@@ -430,22 +431,6 @@ fn set_mode(path: &Path, mode: u32) -> Result<()> {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
         .with_context(|| format!("setting the mode of {}", path.display()))
-}
-
-/// Sizes for people: 1.5 GiB, 300.0 MiB.
-pub fn human(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit < UNITS.len() - 1 {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
-    }
 }
 
 #[cfg(test)]

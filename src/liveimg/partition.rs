@@ -79,7 +79,7 @@ pub fn find_root(disk: &Path, wanted: Option<u32>) -> Result<Partition> {
         table
             .partitions
             .iter()
-            .map(|p| format!("{} ({}, {})", p.number, p.kind, super::human(p.size)))
+            .map(|p| format!("{} ({}, {})", p.number, p.kind, crate::units::human(p.size)))
             .collect::<Vec<_>>()
             .join(", ")
     };

@@ -26,15 +26,16 @@ as_root() {
     fi
 }
 
-# Tools and libraries: rpm tooling (rpmsign and gpg sign test packages), dnf,
+# Tools and libraries: rpm tooling (rpmsign and gpg sign test packages; rpm2cpio and
+# cpio unpack payloads), dnf,
 # createrepo, squashfs-tools, e2fsprogs, partitioning tools, OpenSSL and pkg-config for the Rust TLS stack, and what the
 # Python packages build against (krb5-config for gssapi, which koji pulls in).
 debian_packages=(
-    rpm python3-rpm dnf createrepo-c squashfs-tools e2fsprogs fdisk gdisk mount gpg qemu-utils
+    rpm rpm2cpio cpio python3-rpm dnf createrepo-c squashfs-tools e2fsprogs fdisk gdisk mount gpg qemu-utils
     libssl-dev pkg-config libkrb5-dev gcc python3-venv python3-dev
 )
 fedora_packages=(
-    rpm rpm-build rpm-sign python3-rpm dnf createrepo_c squashfs-tools e2fsprogs
+    rpm rpm-build rpm-sign cpio python3-rpm dnf createrepo_c squashfs-tools e2fsprogs
     util-linux gdisk gnupg2 qemu-img openssl-devel pkgconf-pkg-config krb5-devel gcc python3
     python3-devel
 )

@@ -10,5 +10,6 @@ pub mod exit;
 pub mod image;
 pub mod liveimg;
 pub mod logging;
+pub mod package;
 pub mod sys;
 pub mod units;

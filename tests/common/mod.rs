@@ -1,5 +1,7 @@
 //! Helpers shared by the integration tests.
 
+pub mod node;
+
 use std::path::Path;
 use std::time::{Duration, Instant};
 

@@ -1,0 +1,304 @@
+//! `ovirt-node-ng-image-update` and `ovirt-node-ng-image-update-placeholder`, as the
+//! upstream specs define them (ovirt-node-ng-image's `ovirt-node-ng.spec.in`,
+//! ovirt-release's `ovirt-release-host-node.spec.in`; facts in
+//! shared/reference/ovirt-node-build.md §9–10), and the spec that makes the update
+//! package with rpmbuild.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Result, ensure};
+
+use super::writer::{Content, Dependency, FileEntry, PackageSpec, sense, validate_evr_part};
+
+pub const UPDATE_NAME: &str = "ovirt-node-ng-image-update";
+pub use crate::image::PLACEHOLDER as PLACEHOLDER_NAME;
+/// The name the package obsoletes since image and image-update merged (BZ 1456254).
+const OLD_IMAGE_NAME: &str = "ovirt-node-ng-image";
+/// The lowest imgbased the `%post` works with. Raising it broke 4.4 → 4.5 upgrades once
+/// (hosts filter imgbased out of their repositories), so it stays low by default.
+pub const DEFAULT_IMGBASED: &str = "0.7.2";
+
+const SUMMARY: &str = "oVirt Node Next Image Update";
+const LICENSE: &str = "GPL-2.0-only";
+const URL: &str = "https://www.ovirt.org/download/node.html";
+const DESCRIPTION: &str = "The oVirt Node image. Installing or updating this package \
+hands the image to imgbased, which adds it to the host as a new layer that becomes the \
+default boot entry.";
+
+const PRE: &str = include_str!("scripts/update-pre.sh");
+const POST: &str = include_str!("scripts/update-post.sh");
+const SPEC_TEMPLATE: &str = include_str!("../../spec/ovirt-node-ng-image-update.spec.in");
+
+/// What the update package is made of.
+#[derive(Debug, Clone)]
+pub struct Update {
+    pub version: String,
+    pub release: String,
+    pub image: PathBuf,
+    pub product_img: Option<PathBuf>,
+    /// The lowest imgbased version required.
+    pub imgbased: String,
+}
+
+impl Update {
+    fn validate(&self) -> Result<()> {
+        validate_evr_part("version", &self.version)?;
+        validate_evr_part("release", &self.release)?;
+        validate_evr_part("imgbased version", &self.imgbased)?;
+        Ok(())
+    }
+
+    /// Where the image is installed.
+    pub fn image_dir() -> String {
+        format!("/usr/share/{UPDATE_NAME}/image")
+    }
+
+    pub fn image_path(&self) -> String {
+        format!(
+            "{}/{UPDATE_NAME}-{}-{}.squashfs.img",
+            Self::image_dir(),
+            self.version,
+            self.release
+        )
+    }
+
+    fn post(&self) -> String {
+        POST.replace("@IMAGE@", &self.image_path())
+    }
+
+    /// The package for the native writer.
+    pub fn package(&self) -> Result<PackageSpec> {
+        self.validate()?;
+        let evr = format!("{}-{}", self.version, self.release);
+        let mut files = vec![
+            FileEntry {
+                path: Self::image_dir(),
+                perms: 0o755,
+                content: Content::Directory,
+            },
+            FileEntry {
+                path: self.image_path(),
+                perms: 0o644,
+                content: Content::File(self.image.clone()),
+            },
+        ];
+        if let Some(product_img) = &self.product_img {
+            files.push(FileEntry {
+                path: format!("{}/product.img", Self::image_dir()),
+                perms: 0o644,
+                content: Content::File(product_img.clone()),
+            });
+        }
+        Ok(PackageSpec {
+            name: UPDATE_NAME.to_owned(),
+            version: self.version.clone(),
+            release: self.release.clone(),
+            summary: SUMMARY.to_owned(),
+            description: DESCRIPTION.to_owned(),
+            license: LICENSE.to_owned(),
+            url: Some(URL.to_owned()),
+            requires: vec![Dependency::new(
+                "imgbased",
+                sense::GREATER | sense::EQUAL,
+                &self.imgbased,
+            )],
+            provides: vec![
+                Dependency::new(PLACEHOLDER_NAME, sense::EQUAL, &evr),
+                Dependency::new(OLD_IMAGE_NAME, sense::EQUAL, &evr),
+            ],
+            obsoletes: vec![
+                Dependency::new(PLACEHOLDER_NAME, sense::LESS, &evr),
+                Dependency::new(OLD_IMAGE_NAME, sense::LESS, &evr),
+            ],
+            pre: Some(PRE.to_owned()),
+            post: Some(self.post()),
+            files,
+        })
+    }
+
+    /// The spec for rpmbuild, with the image (and product.img) as sources found in
+    /// `_sourcedir` under their own file names.
+    pub fn spec(&self) -> Result<String> {
+        self.validate()?;
+        let source = source_name(&self.image)?;
+        if let Some(product_img) = &self.product_img {
+            ensure!(
+                product_img.file_name().and_then(|n| n.to_str()) == Some("product.img"),
+                "{}: rpmbuild takes the product image from _sourcedir as product.img; \
+                 name it so",
+                product_img.display()
+            );
+        }
+        let fields = [
+            ("@VERSION@", self.version.as_str()),
+            ("@RELEASE@", self.release.as_str()),
+            ("@SUMMARY@", SUMMARY),
+            ("@LICENSE@", LICENSE),
+            ("@URL@", URL),
+            ("@IMAGE_SOURCE@", source),
+            ("@IMGBASED@", self.imgbased.as_str()),
+            (
+                "@WITH_PRODUCT_IMG@",
+                if self.product_img.is_some() { "1" } else { "0" },
+            ),
+            ("@DESCRIPTION@", DESCRIPTION),
+            ("@PRE@", PRE.trim_end()),
+            ("@POST@", &self.post()),
+        ];
+        let mut spec = SPEC_TEMPLATE.to_owned();
+        for (field, value) in fields {
+            // rpmbuild would expand a % in a scriptlet or description; ours have none.
+            debug_assert!(!value.contains('%'), "{field} holds a %");
+            spec = spec.replace(field, value.trim_end());
+        }
+        debug_assert!(
+            !spec.contains("@"),
+            "a field of the spec template is unfilled"
+        );
+        Ok(spec)
+    }
+}
+
+/// The image's file name as a spec `Source:` line can hold it.
+fn source_name(image: &Path) -> Result<&str> {
+    let name = image.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    ensure!(
+        !name.is_empty()
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "._+-".contains(c)),
+        "{}: rpmbuild takes the image from _sourcedir by its file name, which may only hold \
+         letters, digits and . _ + -",
+        image.display()
+    );
+    Ok(name)
+}
+
+/// The version-release of the update package for `image`: the given one, or the
+/// placeholder's as the image's rpmdb records it. Refuses what is not a Node liveimg
+/// imgbased would accept. `scratch` holds the rpmdb copy inspection reads.
+pub fn version_release(
+    image: &Path,
+    given: Option<(&str, &str)>,
+    scratch: &Path,
+) -> Result<(String, String)> {
+    let report = crate::image::inspect(image, scratch)?;
+    ensure!(
+        report.format == crate::image::Format::Squashfs,
+        "{} is {} image, not a squashfs liveimg; wrap it first with `nodeimg liveimg pack`",
+        image.display(),
+        match report.format {
+            crate::image::Format::Ext4 => "an ext4",
+            _ => "a disk",
+        }
+    );
+    if !report.problems.is_empty() {
+        anyhow::bail!(
+            "{}: imgbased would refuse this image, so a Node could not install the update:\n  - {}",
+            image.display(),
+            report.problems.join("\n  - ")
+        );
+    }
+    let placeholder = report
+        .placeholder
+        .as_deref()
+        .and_then(|vr| vr.split_once('-'))
+        .map(|(v, r)| (v.to_owned(), r.to_owned()));
+    match (given, placeholder) {
+        (Some((version, release)), placeholder) => {
+            if let Some((pv, pr)) = placeholder
+                && (pv.as_str(), pr.as_str()) != (version, release)
+            {
+                tracing::warn!(
+                    "the image's {PLACEHOLDER_NAME} is {pv}-{pr} but the package will be \
+                     {version}-{release}; if that is newer, a Node running this image will \
+                     be offered the same image again as an update"
+                );
+            }
+            Ok((version.to_owned(), release.to_owned()))
+        }
+        (None, Some(vr)) => Ok(vr),
+        (None, None) => anyhow::bail!(
+            "{} has no {PLACEHOLDER_NAME} installed, so it gives no version-release; \
+             pass --version and --release (and install the placeholder in the image: \
+             without it the Node has no upgrade path)",
+            image.display()
+        ),
+    }
+}
+
+/// The empty package every Node image has installed; `ovirt-node-ng-image-update`
+/// obsoletes it. ovirt-release ships it as a subpackage of `ovirt-release-host-node`.
+pub fn placeholder(version: &str, release: &str) -> Result<PackageSpec> {
+    validate_evr_part("version", version)?;
+    validate_evr_part("release", release)?;
+    Ok(PackageSpec {
+        name: PLACEHOLDER_NAME.to_owned(),
+        version: version.to_owned(),
+        release: release.to_owned(),
+        summary: "Placeholder for the oVirt Node image update".to_owned(),
+        description: format!(
+            "Installed in the oVirt Node image so that {UPDATE_NAME}, which obsoletes it, \
+             is offered as an update of the image."
+        ),
+        license: "Apache-2.0".to_owned(),
+        url: Some("https://www.ovirt.org".to_owned()),
+        requires: Vec::new(),
+        provides: Vec::new(),
+        obsoletes: Vec::new(),
+        pre: None,
+        post: None,
+        files: Vec::new(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn update() -> Update {
+        Update {
+            version: "4.5.6".into(),
+            release: "1.el9".into(),
+            image: PathBuf::from("/x/ovirt-node-ng-image.squashfs.img"),
+            product_img: None,
+            imgbased: DEFAULT_IMGBASED.into(),
+        }
+    }
+
+    #[test]
+    fn the_spec_is_filled_and_names_the_image_path() {
+        let spec = update().spec().unwrap();
+        assert!(spec.contains("Version: 4.5.6\nRelease: 1.el9\n"));
+        assert!(spec.contains("Source1: ovirt-node-ng-image.squashfs.img\n"));
+        assert!(spec.contains(
+            "image=\"/usr/share/ovirt-node-ng-image-update/image/ovirt-node-ng-image-update-4.5.6-1.el9.squashfs.img\""
+        ));
+        assert!(spec.contains("%global with_product_img 0\n"));
+        assert!(!spec.contains('@'));
+    }
+
+    #[test]
+    fn scriptlets_hold_no_percent_sign_for_rpmbuild_to_expand() {
+        assert!(!PRE.contains('%') && !POST.contains('%') && !DESCRIPTION.contains('%'));
+    }
+
+    #[test]
+    fn bad_versions_are_refused_before_anything_is_written() {
+        for (version, release) in [
+            ("4.5-6", "1"),
+            ("4.5.6", "1 el9"),
+            ("", "1"),
+            ("4.5", "1/2"),
+        ] {
+            let mut u = update();
+            u.version = version.into();
+            u.release = release.into();
+            assert!(u.package().is_err(), "{version:?} {release:?}");
+            assert!(u.spec().is_err());
+        }
+        let mut u = update();
+        u.image = PathBuf::from("/x/my image.img");
+        assert!(u.spec().unwrap_err().to_string().contains("my image.img"));
+    }
+}

@@ -1,0 +1,646 @@
+//! `nodeimg rpm`: the update RPM and its placeholder, checked with rpm itself (headers,
+//! digests, payload), against rpmbuild building the rendered spec, through the rpm
+//! crate, and through real dnf upgrading a placeholder in an installroot.
+
+mod common;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use common::node::{node_tree, nodeimg, pack};
+use common::run;
+
+const EPOCH: &str = "1764028800";
+const UPDATE: &str = "ovirt-node-ng-image-update";
+const IMAGE_PATH: &str = "/usr/share/ovirt-node-ng-image-update/image/ovirt-node-ng-image-update-4.5.6-1.el9.squashfs.img";
+
+/// A Node liveimg whose placeholder is 4.5.6-1.el9, named as a build names it.
+fn node_image(scratch: &Path) -> PathBuf {
+    let root = node_tree(scratch);
+    let image = scratch.join("ovirt-node-ng-image.liveimg.squashfs");
+    pack(&format!("dir:{}", root.display()), &image);
+    image
+}
+
+fn rpm_update(image: &Path, out: &Path, extra: &[&str]) -> Output {
+    fs::create_dir_all(out).unwrap();
+    nodeimg()
+        .env("SOURCE_DATE_EPOCH", EPOCH)
+        .args(["rpm", "update", "--image"])
+        .arg(image)
+        .arg("-o")
+        .arg(out)
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+fn stdout(cmd: &mut Command) -> String {
+    String::from_utf8(run(cmd).stdout).unwrap()
+}
+
+fn query(rpm: &Path, args: &[&str]) -> String {
+    stdout(
+        Command::new("rpm")
+            .args(["-qp", "--nosignature"])
+            .args(args)
+            .arg(rpm),
+    )
+}
+
+/// The parts of a package that must not depend on who built it.
+fn identity(rpm: &Path) -> Vec<String> {
+    [
+        &["--qf", "%{NAME}|%{EPOCH}|%{VERSION}|%{RELEASE}|%{ARCH}|%{LICENSE}|%{URL}|%{SUMMARY}|%{SOURCERPM}|%{PAYLOADFORMAT}\n"][..],
+        &["--requires"],
+        &["--provides"],
+        &["--obsoletes"],
+        &["--conflicts"],
+        &["--scripts"],
+        &["--qf", "[%{FILENAMES} %{FILEMODES:perms} %{FILEUSERNAME} %{FILEGROUPNAME} %{FILESIZES} %{FILEDIGESTS} %{FILEFLAGS:fflags}\n]"],
+    ]
+    .iter()
+    .map(|args| query(rpm, args))
+    .collect()
+}
+
+#[test]
+fn the_update_rpm_is_what_rpm_and_rpmbuild_make_of_the_spec() {
+    let scratch = tempfile::tempdir().unwrap();
+    let image = node_image(scratch.path());
+    let out = scratch.path().join("out");
+    let done = rpm_update(&image, &out, &["--format", "json"]);
+    assert!(
+        done.status.success(),
+        "{}",
+        String::from_utf8_lossy(&done.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&done.stdout).unwrap();
+    let rpm = out.join(format!("{UPDATE}-4.5.6-1.el9.noarch.rpm"));
+    assert_eq!(report["path"], rpm.to_str().unwrap());
+    let entries: Vec<_> = fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(entries.len(), 1, "{entries:?}");
+
+    // Every digest rpm knows, checked by rpm.
+    let checked = stdout(Command::new("rpm").args(["-Kv", "--nosignature"]).arg(&rpm));
+    for line in [
+        "Header SHA256 digest: OK",
+        "Header SHA1 digest: OK",
+        "Payload SHA256 digest: OK",
+        "MD5 digest: OK",
+    ] {
+        assert!(checked.contains(line), "{line} missing from:\n{checked}");
+    }
+    assert_eq!(
+        query(&rpm, &["--qf", "%{SIGMD5}"]),
+        report["sigmd5"].as_str().unwrap()
+    );
+
+    // The header fields the upstream spec sets and koji reads.
+    assert_eq!(
+        query(
+            &rpm,
+            &[
+                "--qf",
+                "%{NAME}|%{EPOCH}|%{VERSION}|%{RELEASE}|%{ARCH}|%{LICENSE}|%{URL}|%{SUMMARY}|%{SOURCERPM}|%{BUILDTIME}|%{PAYLOADFORMAT}|%{PAYLOADCOMPRESSOR}|%{FILEDIGESTALGO}|%{SIZE}"
+            ]
+        ),
+        format!(
+            "{UPDATE}|(none)|4.5.6|1.el9|noarch|GPL-2.0-only|https://www.ovirt.org/download/node.html|oVirt Node Next Image Update|{UPDATE}-4.5.6-1.el9.src.rpm|{EPOCH}|cpio|(none)|8|{}",
+            fs::metadata(&image).unwrap().len()
+        )
+    );
+    let host = query(&rpm, &["--qf", "%{BUILDHOST}"]);
+    assert!(!host.is_empty() && host != "(none)");
+    assert_eq!(
+        query(&rpm, &["--requires"]),
+        "/bin/sh\n/bin/sh\nimgbased >= 0.7.2\nrpmlib(CompressedFileNames) <= 3.0.4-1\nrpmlib(FileDigests) <= 4.6.0-1\nrpmlib(PayloadFilesHavePrefix) <= 4.0-1\n"
+    );
+    assert_eq!(
+        query(&rpm, &["--provides"]),
+        format!(
+            "ovirt-node-ng-image = 4.5.6-1.el9\n{UPDATE} = 4.5.6-1.el9\n{UPDATE}-placeholder = 4.5.6-1.el9\n"
+        )
+    );
+    assert_eq!(
+        query(&rpm, &["--obsoletes"]),
+        format!("ovirt-node-ng-image < 4.5.6-1.el9\n{UPDATE}-placeholder < 4.5.6-1.el9\n")
+    );
+    let scripts = query(&rpm, &["--scripts"]);
+    assert!(
+        scripts.contains("preinstall scriptlet (using /bin/sh):"),
+        "{scripts}"
+    );
+    assert!(scripts.contains("dom_md/metadata"), "{scripts}");
+    assert!(
+        scripts.contains(&format!("image=\"{IMAGE_PATH}\"")),
+        "{scripts}"
+    );
+    assert!(
+        scripts.contains("imgbase --debug update --format liveimg \"$image\""),
+        "{scripts}"
+    );
+    assert!(
+        !scripts.contains("postun") && !scripts.contains("posttrans"),
+        "{scripts}"
+    );
+    let listing = query(&rpm, &["-lv"]);
+    let lines: Vec<&str> = listing.lines().collect();
+    assert_eq!(lines.len(), 2, "{listing}");
+    assert!(
+        lines[0].starts_with("drwxr-xr-x ")
+            && lines[0].ends_with(" /usr/share/ovirt-node-ng-image-update/image"),
+        "{listing}"
+    );
+    assert!(
+        lines[1].starts_with("-rw-r--r-- ")
+            && lines[1].contains("root     root")
+            && lines[1].ends_with(IMAGE_PATH),
+        "{listing}"
+    );
+    let digest = stdout(Command::new("sha256sum").arg(&image));
+    assert_eq!(
+        query(&rpm, &["--qf", "[%{FILEDIGESTS}\n]"]),
+        format!("\n{}\n", &digest[..64])
+    );
+
+    // The payload gives the image back, byte for byte.
+    let unpacked = scratch.path().join("unpacked");
+    fs::create_dir(&unpacked).unwrap();
+    let cpio = run(Command::new("rpm2cpio").arg(&rpm)).stdout;
+    fs::write(scratch.path().join("payload.cpio"), &cpio).unwrap();
+    run(Command::new("cpio")
+        .args(["-idm", "--quiet", "-F"])
+        .arg(scratch.path().join("payload.cpio"))
+        .current_dir(&unpacked));
+    assert_eq!(
+        fs::read(unpacked.join(&IMAGE_PATH[1..])).unwrap(),
+        fs::read(&image).unwrap()
+    );
+
+    // The rpm crate reads it back and agrees with every digest.
+    let package = rpm::Package::open(&rpm).unwrap();
+    package.verify_digests().unwrap();
+    assert_eq!(package.metadata.get_name().unwrap(), UPDATE);
+    assert_eq!(
+        package.metadata.get_source_rpm().unwrap(),
+        format!("{UPDATE}-4.5.6-1.el9.src.rpm")
+    );
+
+    // The same image and SOURCE_DATE_EPOCH give the same bytes.
+    let again = scratch.path().join("again");
+    assert!(rpm_update(&image, &again, &[]).status.success());
+    assert_eq!(
+        fs::read(again.join(rpm.file_name().unwrap())).unwrap(),
+        fs::read(&rpm).unwrap(),
+        "not reproducible"
+    );
+
+    // rpmbuild, given the rendered spec, makes the same package.
+    let specdir = scratch.path().join("spec");
+    fs::create_dir(&specdir).unwrap();
+    run(nodeimg()
+        .args(["rpm", "spec", "--image"])
+        .arg(&image)
+        .arg("-o")
+        .arg(&specdir));
+    let top = scratch.path().join("rpmbuild");
+    run(Command::new("rpmbuild")
+        .env("SOURCE_DATE_EPOCH", EPOCH)
+        .arg("-bb")
+        .arg("--define")
+        .arg(format!("_topdir {}", top.display()))
+        .arg("--define")
+        .arg(format!("_sourcedir {}", scratch.path().display()))
+        .arg(specdir.join(format!("{UPDATE}.spec"))));
+    let built = top.join(format!("RPMS/noarch/{UPDATE}-4.5.6-1.el9.noarch.rpm"));
+    let ours = identity(&rpm);
+    let theirs = identity(&built);
+    for (a, b) in ours.iter().zip(&theirs) {
+        assert_eq!(a, b, "nodeimg and rpmbuild disagree");
+    }
+    assert_eq!(
+        run(Command::new("rpm2cpio").arg(&built)).stdout,
+        cpio,
+        "the payloads differ"
+    );
+}
+
+#[test]
+fn a_product_img_and_another_imgbased_go_in_as_asked() {
+    let scratch = tempfile::tempdir().unwrap();
+    let image = node_image(scratch.path());
+    let product = scratch.path().join("product.img");
+    fs::write(&product, b"product image bytes").unwrap();
+    let out = scratch.path().join("out");
+    let done = rpm_update(
+        &image,
+        &out,
+        &[
+            "--product-img",
+            product.to_str().unwrap(),
+            "--imgbased",
+            "1.2.24",
+            "--version",
+            "4.5.7",
+            "--release",
+            "0.1",
+        ],
+    );
+    assert!(
+        done.status.success(),
+        "{}",
+        String::from_utf8_lossy(&done.stderr)
+    );
+    // The image says 4.5.6-1.el9: a different V-R is allowed, with a warning.
+    assert!(String::from_utf8_lossy(&done.stderr).contains("4.5.6-1.el9"));
+    let rpm = out.join(format!("{UPDATE}-4.5.7-0.1.noarch.rpm"));
+    assert!(query(&rpm, &["--requires"]).contains("imgbased >= 1.2.24"));
+    assert_eq!(
+        query(&rpm, &["-l"]),
+        "/usr/share/ovirt-node-ng-image-update/image\n/usr/share/ovirt-node-ng-image-update/image/ovirt-node-ng-image-update-4.5.7-0.1.squashfs.img\n/usr/share/ovirt-node-ng-image-update/image/product.img\n"
+    );
+    run(Command::new("rpm").args(["-K", "--nosignature"]).arg(&rpm));
+}
+
+#[test]
+fn bad_input_is_refused_by_name_and_leaves_nothing() {
+    let scratch = tempfile::tempdir().unwrap();
+    let image = node_image(scratch.path());
+    let not_an_image = scratch.path().join("notes.txt");
+    fs::write(&not_an_image, "just text, not a liveimg\n".repeat(100)).unwrap();
+    let ext4 = scratch.path().join("rootfs.img");
+    run(Command::new("mkfs.ext4")
+        .args(["-q", "-F"])
+        .arg(&ext4)
+        .arg("8M"));
+    let missing = scratch.path().join("missing.squashfs");
+
+    let cases: Vec<(PathBuf, Vec<&str>, &str)> = vec![
+        (
+            image.clone(),
+            vec!["--version", "4.5-6", "--release", "1"],
+            "version \"4.5-6\" contains '-'",
+        ),
+        (
+            image.clone(),
+            vec!["--version", "4.5.6", "--release", "1 el9"],
+            "release \"1 el9\" contains ' '",
+        ),
+        (
+            image.clone(),
+            vec!["--imgbased", "0.7.2; rm -rf /"],
+            "imgbased version",
+        ),
+        (
+            image.clone(),
+            vec!["--product-img", "/nonexistent/product.img"],
+            "/nonexistent/product.img",
+        ),
+        (missing.clone(), vec![], "missing.squashfs"),
+        (not_an_image.clone(), vec![], "is not a squashfs"),
+        (ext4.clone(), vec![], "not a squashfs liveimg"),
+    ];
+    for (input, extra, expected) in cases {
+        let out = scratch.path().join("out");
+        let done = rpm_update(&input, &out, &extra);
+        let stderr = String::from_utf8_lossy(&done.stderr);
+        assert_eq!(done.status.code(), Some(1), "{extra:?}: {stderr}");
+        assert!(
+            stderr.contains(expected),
+            "{extra:?}: expected {expected:?} in:\n{stderr}"
+        );
+        assert_eq!(
+            fs::read_dir(&out).unwrap().count(),
+            0,
+            "{extra:?} left a file"
+        );
+    }
+    // --version alone is a usage error.
+    let out = scratch.path().join("out");
+    let done = rpm_update(&image, &out, &["--version", "4.5.6"]);
+    assert_eq!(done.status.code(), Some(2));
+
+    // An existing package is not replaced without --force.
+    assert!(rpm_update(&image, &out, &[]).status.success());
+    let again = rpm_update(&image, &out, &[]);
+    assert_eq!(again.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("--force"));
+    assert!(rpm_update(&image, &out, &["--force"]).status.success());
+}
+
+#[test]
+fn the_placeholder_is_an_empty_noarch_package() {
+    let scratch = tempfile::tempdir().unwrap();
+    let out = scratch.path();
+    run(nodeimg()
+        .args([
+            "rpm",
+            "placeholder",
+            "--version",
+            "4.5.6",
+            "--release",
+            "1.el9",
+            "-o",
+        ])
+        .arg(out));
+    let rpm = out.join("ovirt-node-ng-image-update-placeholder-4.5.6-1.el9.noarch.rpm");
+    assert_eq!(
+        query(
+            &rpm,
+            &[
+                "--qf",
+                "%{NAME}-%{VERSION}-%{RELEASE}.%{ARCH} %{SIZE} %{SOURCERPM}"
+            ]
+        ),
+        "ovirt-node-ng-image-update-placeholder-4.5.6-1.el9.noarch 0 ovirt-node-ng-image-update-placeholder-4.5.6-1.el9.src.rpm"
+    );
+    assert_eq!(query(&rpm, &["-l"]), "(contains no files)\n");
+    assert_eq!(query(&rpm, &["--scripts"]), "");
+    run(Command::new("rpm").args(["-K", "--nosignature"]).arg(&rpm));
+}
+
+/// rpmbuild makes a stub package: `imgbased` for the update's Requires, and one that
+/// provides /bin/sh for its scriptlets (which dnf is told not to run).
+fn stub(top: &Path, name: &str, provides: &str) -> PathBuf {
+    fs::create_dir_all(top).unwrap();
+    let spec = top.join(format!("{name}.spec"));
+    fs::write(
+        &spec,
+        format!("Name: {name}\nVersion: 1.2.30\nRelease: 1\nSummary: stub\nLicense: MIT\nBuildArch: noarch\n{provides}\n%description\nstub\n%files\n"),
+    )
+    .unwrap();
+    run(Command::new("rpmbuild")
+        .arg("-bb")
+        .arg("--define")
+        .arg(format!("_topdir {}", top.display()))
+        .arg(&spec));
+    top.join(format!("RPMS/noarch/{name}-1.2.30-1.noarch.rpm"))
+}
+
+/// One createrepo_c repository per call.
+fn repo(dir: &Path, rpms: &[&Path]) -> String {
+    fs::create_dir_all(dir).unwrap();
+    for rpm in rpms {
+        fs::copy(rpm, dir.join(rpm.file_name().unwrap())).unwrap();
+    }
+    run(Command::new("createrepo_c").arg("-q").arg(dir));
+    format!("file://{}", dir.display())
+}
+
+/// dnf against `root` with only the given repositories, scriptlets off.
+fn dnf(root: &Path, cache: &Path, repos: &[&str], args: &[&str]) -> Output {
+    let mut cmd = Command::new("dnf");
+    cmd.args([
+        "-y",
+        "--releasever=9",
+        "--nogpgcheck",
+        "--setopt=reposdir=/nonexistent",
+    ])
+    .args([
+        "--setopt=tsflags=noscripts",
+        "--setopt=install_weak_deps=False",
+    ])
+    .arg(format!("--installroot={}", root.display()))
+    .arg(format!("--setopt=cachedir={}", cache.display()));
+    for (i, url) in repos.iter().enumerate() {
+        cmd.arg(format!("--repofrompath=r{i},{url}"));
+    }
+    cmd.args(args).output().unwrap()
+}
+
+fn installed(root: &Path) -> Vec<String> {
+    let out = stdout(Command::new("rpm").arg("--root").arg(root).args([
+        "-qa",
+        "--qf",
+        "%{NAME}-%{VERSION}-%{RELEASE}\n",
+    ]));
+    let mut names: Vec<String> = out.lines().map(str::to_owned).collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn dnf_upgrades_the_placeholder_to_the_update_and_the_update_to_the_next() {
+    let scratch = tempfile::tempdir().unwrap();
+    let s = scratch.path();
+    let image = node_image(s);
+    let top = s.join("rpmbuild");
+    let base = repo(
+        &s.join("repo-base"),
+        &[
+            &stub(&top, "imgbased", ""),
+            &stub(&top, "shell-stub", "Provides: /bin/sh"),
+        ],
+    );
+    let build = |version: &str, release: &str| -> PathBuf {
+        let out = s.join(format!("out-{version}-{release}"));
+        let done = rpm_update(&image, &out, &["--version", version, "--release", release]);
+        assert!(
+            done.status.success(),
+            "{}",
+            String::from_utf8_lossy(&done.stderr)
+        );
+        out.join(format!("{UPDATE}-{version}-{release}.noarch.rpm"))
+    };
+    let placeholder_dir = s.join("placeholder");
+    fs::create_dir(&placeholder_dir).unwrap();
+    run(nodeimg()
+        .args([
+            "rpm",
+            "placeholder",
+            "--version",
+            "4.5.6",
+            "--release",
+            "1.el9",
+            "-o",
+        ])
+        .arg(&placeholder_dir));
+    let node = repo(
+        &s.join("repo-node"),
+        &[&placeholder_dir.join("ovirt-node-ng-image-update-placeholder-4.5.6-1.el9.noarch.rpm")],
+    );
+    let root = s.join("root");
+    let cache = s.join("cache");
+    let ok = |out: Output| {
+        assert!(
+            out.status.success(),
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+
+    // A deployed Node: the placeholder, imgbased and a shell.
+    ok(dnf(
+        &root,
+        &cache,
+        &[&base, &node],
+        &[
+            "install",
+            "ovirt-node-ng-image-update-placeholder",
+            "imgbased",
+            "shell-stub",
+        ],
+    ));
+    assert!(
+        installed(&root).contains(&"ovirt-node-ng-image-update-placeholder-4.5.6-1.el9".to_owned())
+    );
+
+    // An update older than the Node's image is not offered.
+    let older = repo(&s.join("repo-older"), &[&build("4.5.5", "1.el9")]);
+    ok(dnf(&root, &cache, &[&base, &node, &older], &["upgrade"]));
+    assert!(
+        installed(&root).contains(&"ovirt-node-ng-image-update-placeholder-4.5.6-1.el9".to_owned())
+    );
+    assert!(
+        !installed(&root)
+            .iter()
+            .any(|p| p.starts_with(&format!("{UPDATE}-4")))
+    );
+
+    // The next image replaces the placeholder through its Obsoletes.
+    let next = repo(&s.join("repo-next"), &[&build("4.5.7", "1.el9")]);
+    ok(dnf(&root, &cache, &[&base, &node, &next], &["upgrade"]));
+    let now = installed(&root);
+    assert!(now.contains(&format!("{UPDATE}-4.5.7-1.el9")), "{now:?}");
+    assert!(!now.iter().any(|p| p.contains("placeholder")), "{now:?}");
+    assert!(
+        root.join(
+            IMAGE_PATH
+                .replace("4.5.6-1.el9", "4.5.7-1.el9")
+                .trim_start_matches('/')
+        )
+        .is_file()
+    );
+
+    // And the one after that is an ordinary upgrade of the update package.
+    let after = repo(&s.join("repo-after"), &[&build("4.5.8", "1.el9")]);
+    ok(dnf(
+        &root,
+        &cache,
+        &[&base, &node, &next, &after],
+        &["upgrade"],
+    ));
+    let now = installed(&root);
+    assert!(now.contains(&format!("{UPDATE}-4.5.8-1.el9")), "{now:?}");
+    assert!(!now.contains(&format!("{UPDATE}-4.5.7-1.el9")), "{now:?}");
+    let installed_image = root.join(
+        IMAGE_PATH
+            .replace("4.5.6-1.el9", "4.5.8-1.el9")
+            .trim_start_matches('/'),
+    );
+    assert_eq!(
+        fs::read(installed_image).unwrap(),
+        fs::read(&image).unwrap()
+    );
+    assert!(
+        !root
+            .join(
+                IMAGE_PATH
+                    .replace("4.5.6-1.el9", "4.5.7-1.el9")
+                    .trim_start_matches('/')
+            )
+            .exists()
+    );
+}
+
+/// The layout rpm uses for images of 4 GiB and more (64-bit sizes, stripped cpio
+/// headers), reached without writing 4 GiB: rpm verifies and installs it.
+#[test]
+fn the_large_file_layout_is_one_rpm_installs() {
+    use nodeimg::package::{update, writer};
+    common::require_root();
+    let scratch = tempfile::tempdir().unwrap();
+    let s = scratch.path();
+    let image = s.join("image.squashfs");
+    let content: Vec<u8> = (0..3_000_003u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    fs::write(&image, &content).unwrap();
+    let product = s.join("product.img");
+    fs::write(&product, b"odd-sized product").unwrap();
+    let package = update::Update {
+        version: "4.5.6".into(),
+        release: "1.el9".into(),
+        image: image.clone(),
+        product_img: Some(product.clone()),
+        imgbased: update::DEFAULT_IMGBASED.into(),
+    }
+    .package()
+    .unwrap();
+    let info = writer::BuildInfo {
+        build_time: 1_764_028_800,
+        build_host: "builder.example.org".into(),
+        clamp_mtime: Some(1_764_028_800),
+        large_files: true,
+    };
+    let written = writer::write(&package, &info, s, false).unwrap();
+    let rpm = written.path;
+    let checked = stdout(Command::new("rpm").args(["-Kv", "--nosignature"]).arg(&rpm));
+    assert!(
+        checked.contains("MD5 digest: OK") && checked.contains("Payload SHA256 digest: OK"),
+        "{checked}"
+    );
+    assert_eq!(
+        query(
+            &rpm,
+            &["--qf", "%{LONGSIZE} [%{LONGFILESIZES} ]%{BUILDHOST}"]
+        ),
+        "3000020 0 3000003 17 builder.example.org"
+    );
+    assert!(query(&rpm, &["--requires"]).contains("rpmlib(LargeFiles) <= 4.12.0-1"));
+    // rpm2cpio refuses this layout ("use rpm2archive"); the rpm crate shows the payload.
+    let package = rpm::Package::open(&rpm).unwrap();
+    package.verify_digests().unwrap();
+    assert!(
+        package.payload.starts_with(b"07070X00000000"),
+        "not a stripped archive"
+    );
+
+    let root = s.join("root");
+    run(Command::new("rpm")
+        .arg("--root")
+        .arg(&root)
+        .args([
+            "--dbpath",
+            "/var/lib/rpm",
+            "-i",
+            "--nodeps",
+            "--noscripts",
+            "--nosignature",
+        ])
+        .arg(&rpm));
+    let image_dir = root.join("usr/share/ovirt-node-ng-image-update/image");
+    assert_eq!(
+        fs::read(image_dir.join("ovirt-node-ng-image-update-4.5.6-1.el9.squashfs.img")).unwrap(),
+        content
+    );
+    assert_eq!(
+        fs::read(image_dir.join("product.img")).unwrap(),
+        b"odd-sized product"
+    );
+    let verify = Command::new("rpm")
+        .arg("--root")
+        .arg(&root)
+        .args([
+            "--dbpath",
+            "/var/lib/rpm",
+            "-V",
+            "--nodeps",
+            "--nomtime",
+            UPDATE,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        verify.status.success(),
+        "rpm -V: {}",
+        String::from_utf8_lossy(&verify.stdout)
+    );
+}

@@ -18,11 +18,14 @@
 //! (`NODEIMG_BENCH_TREE`, colon-separated directories), so it is real binaries,
 //! libraries and data. Run: `cargo bench --bench pack`.
 
+mod common;
+
 use std::fs;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+
+use common::{drop_caches, du_bytes, must, timed, timed_with_own_peak};
 
 const GIB: u64 = 1 << 30;
 const MIB: u64 = 1 << 20;
@@ -321,100 +324,4 @@ fn squash(source: &Path, out: &Path, comp: &[String]) -> Command {
         c.args(["-Xcompression-level", level]);
     }
     c
-}
-
-/// Run under GNU time: wall time and the peak RSS (KiB) of the largest process.
-fn timed(c: &mut Command) -> (Duration, u64) {
-    let (elapsed, peak, _) = run_timed(c, false);
-    (elapsed, peak)
-}
-
-/// As [`timed`], also the peak RSS of the direct child itself (its VmHWM).
-fn timed_with_own_peak(c: &mut Command) -> (Duration, u64, u64) {
-    run_timed(c, true)
-}
-
-fn run_timed(c: &mut Command, watch: bool) -> (Duration, u64, u64) {
-    let report = tempfile::NamedTempFile::new().unwrap();
-    let mut wrapped = Command::new("/usr/bin/time");
-    wrapped
-        .arg("-f")
-        .arg("%M")
-        .arg("-o")
-        .arg(report.path())
-        .arg(c.get_program())
-        .args(c.get_args());
-    for (k, v) in c.get_envs() {
-        match v {
-            Some(v) => wrapped.env(k, v),
-            None => wrapped.env_remove(k),
-        };
-    }
-    let started = Instant::now();
-    let mut child = wrapped.stdout(Stdio::null()).spawn().unwrap();
-    let mut own = 0;
-    while child.try_wait().unwrap().is_none() {
-        if watch {
-            own = own.max(vm_hwm_of_children(child.id()));
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let elapsed = started.elapsed();
-    let status = child.wait().unwrap();
-    assert!(status.success(), "{c:?} failed");
-    let peak = fs::read_to_string(report.path())
-        .unwrap()
-        .trim()
-        .lines()
-        .last()
-        .unwrap()
-        .parse()
-        .unwrap();
-    (elapsed, peak, own)
-}
-
-/// VmHWM (KiB) of the children of `pid` (GNU time's child is the measured program).
-fn vm_hwm_of_children(pid: u32) -> u64 {
-    let children =
-        fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
-    children
-        .split_whitespace()
-        .filter_map(|child| fs::File::open(format!("/proc/{child}/status")).ok())
-        .flat_map(|f| {
-            BufReader::new(f)
-                .lines()
-                .map_while(Result::ok)
-                .collect::<Vec<_>>()
-        })
-        .filter_map(|line| {
-            line.strip_prefix("VmHWM:")
-                .map(|v| v.trim().trim_end_matches(" kB").parse::<u64>().unwrap_or(0))
-        })
-        .max()
-        .unwrap_or(0)
-}
-
-fn du_bytes(path: &Path) -> u64 {
-    let out = must(Command::new("du").args(["-sb"]).arg(path));
-    String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap()
-}
-
-fn drop_caches() {
-    let _ = Command::new("sync").status();
-    let _ = fs::write("/proc/sys/vm/drop_caches", "3");
-}
-
-fn must(c: &mut Command) -> std::process::Output {
-    let out = c.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{c:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
 }

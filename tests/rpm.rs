@@ -644,3 +644,138 @@ fn the_large_file_layout_is_one_rpm_installs() {
         String::from_utf8_lossy(&verify.stdout)
     );
 }
+
+/// SIGTERM while the package is half made: exit 143, nothing left in the output
+/// directory, not even the partial file.
+#[test]
+fn an_interrupted_write_leaves_nothing() {
+    let scratch = tempfile::tempdir().unwrap();
+    let image = node_image(scratch.path());
+    let out = scratch.path().join("out");
+    fs::create_dir(&out).unwrap();
+    let mut cmd = nodeimg();
+    cmd.args(["rpm", "update", "--image"])
+        .arg(&image)
+        .arg("-o")
+        .arg(&out);
+    let (child, rx) = common::spawn_until_paused(&mut cmd, "rpm.payload-written");
+    let partial = out.join(format!("{UPDATE}-4.5.6-1.el9.noarch.rpm.partial"));
+    assert!(partial.is_file(), "the payload should be on its way");
+    let (code, stderr) = common::interrupt(child, rx, nix::sys::signal::Signal::SIGTERM);
+    assert_eq!(code, Some(143), "{stderr:#?}");
+    assert_eq!(fs::read_dir(&out).unwrap().count(), 0, "{stderr:#?}");
+}
+
+/// The `%post` as rpm would run it, against the real image with real loop mounts;
+/// only `imgbase` and `lsof` (which cannot run here) are stand-ins that record how they
+/// were called. The installed image path is pointed at the test's image.
+#[test]
+fn the_post_scriptlet_mounts_the_image_and_runs_its_imgbased() {
+    common::require_root();
+    let scratch = tempfile::tempdir().unwrap();
+    let s = scratch.path();
+    let root = node_tree(s);
+    fs::create_dir_all(root.join("usr/lib/python3.9/site-packages/imgbased")).unwrap();
+    fs::create_dir_all(root.join("usr/lib/python3.12/site-packages/imgbased")).unwrap();
+    let image = s.join("ovirt-node-ng-image.liveimg.squashfs");
+    pack(&format!("dir:{}", root.display()), &image);
+    let out = s.join("out");
+    assert!(rpm_update(&image, &out, &[]).status.success());
+    let rpm = out.join(format!("{UPDATE}-4.5.6-1.el9.noarch.rpm"));
+    let post = query(&rpm, &["--qf", "%{POSTIN}"]);
+    assert!(post.contains(&format!("image=\"{IMAGE_PATH}\"")));
+    let post = post.replace(IMAGE_PATH, image.to_str().unwrap());
+
+    let bin = s.join("bin");
+    fs::create_dir(&bin).unwrap();
+    let log = s.join("calls.log");
+    let stub = |name: &str, body: &str| {
+        use std::os::unix::fs::PermissionsExt;
+        let path = bin.join(name);
+        fs::write(
+            &path,
+            format!("#!/bin/sh\n# Stands in for {name}, which cannot run on Debian.\n{body}\n"),
+        )
+        .unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
+    };
+    stub(
+        "imgbase",
+        &format!(
+            "{{ echo \"imgbase $*\"; echo \"PYTHONPATH=$PYTHONPATH\"; echo \"RPM=$IMGBASED_IMAGE_UPDATE_RPM\"; \
+             findmnt -n -o SOURCE,FSTYPE --target \"$(dirname \"${{PYTHONPATH%%:*}}\")\"; }} >> {}\nexit \"${{IMGBASE_EXIT:-0}}\"",
+            log.display()
+        ),
+    );
+    stub(
+        "lsof",
+        "echo p$2; echo n/var/cache/dnf/r1/packages/ovirt-node-ng-image-update-4.5.6-1.el9.noarch.rpm",
+    );
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+
+    let run_post = |exit: &str| {
+        Command::new("sh")
+            .arg("-c")
+            .arg(&post)
+            .env("PATH", &path)
+            .env_remove("PYTHONPATH")
+            .env("IMGBASE_EXIT", exit)
+            .output()
+            .unwrap()
+    };
+    let done = run_post("0");
+    assert!(
+        done.status.success(),
+        "{}",
+        String::from_utf8_lossy(&done.stderr)
+    );
+    let calls = fs::read_to_string(&log).unwrap();
+    let lines: Vec<&str> = calls.lines().collect();
+    assert_eq!(
+        lines[0],
+        format!(
+            "imgbase --debug update --format liveimg {}",
+            image.display()
+        )
+    );
+    // The newest Python's imgbased inside the mounted image comes first.
+    assert!(
+        lines[1].starts_with("PYTHONPATH=/")
+            && lines[1].ends_with("/usr/lib/python3.12/site-packages"),
+        "{calls}"
+    );
+    assert_eq!(
+        lines[2],
+        "RPM=/var/cache/dnf/r1/packages/ovirt-node-ng-image-update-4.5.6-1.el9.noarch.rpm"
+    );
+    // findmnt lists the squashfs and, mounted over it, rootfs.img.
+    let mounted = |fstype: &str| {
+        lines[3..]
+            .iter()
+            .any(|l| l.starts_with("/dev/loop") && l.ends_with(fstype))
+    };
+    assert!(
+        mounted("squashfs") && mounted("ext4"),
+        "the image and its rootfs.img were not both mounted: {calls}"
+    );
+    let mounts = fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(
+        !mounts.contains(image.to_str().unwrap()),
+        "mounts left behind"
+    );
+
+    // A failing imgbase fails the scriptlet, and still nothing stays mounted.
+    fs::remove_file(&log).unwrap();
+    let failed = run_post("1");
+    assert!(!failed.status.success());
+    let mounts = fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let mnt = fs::read_to_string(&log).unwrap();
+    let pythonpath = mnt
+        .lines()
+        .nth(1)
+        .unwrap()
+        .trim_start_matches("PYTHONPATH=");
+    let mnt_dir = pythonpath.split("/usr/lib/").next().unwrap();
+    assert!(!mounts.contains(mnt_dir), "{mnt_dir} still mounted");
+    assert!(!Path::new(mnt_dir).exists(), "{mnt_dir} left behind");
+}

@@ -17,6 +17,8 @@ use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::mpsc::{SyncSender, sync_channel};
+use std::thread;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, bail, ensure};
@@ -231,7 +233,14 @@ pub fn write(spec: &PackageSpec, info: &BuildInfo, dir: &Path, overwrite: bool) 
     );
     out.seek(SeekFrom::Start(metadata_len))
         .with_context(|| format!("writing {}", partial.path().display()))?;
-    let digests = stream_payload(&entries, &segments, &mut out, partial.path())?;
+    let flusher = Flusher::start(&out, partial.path())?;
+    let digests = stream_payload(&entries, &segments, &mut out, partial.path(), &flusher)?;
+    flusher.nudge();
+    cancel::pause_point("rpm.payload-written")?;
+    tracing::debug!(
+        seconds = started.elapsed().as_secs_f64(),
+        "payload written and digested"
+    );
 
     // The real header, then the digests over it.
     let header = main_header(spec, info, &entries, large, &digests)?;
@@ -243,6 +252,11 @@ pub fn write(spec: &PackageSpec, info: &BuildInfo, dir: &Path, overwrite: bool) 
         bytes.len()
     );
     let sigmd5 = md5_of_package(&bytes, &out, metadata_len, payload_size, partial.path())?;
+    tracing::debug!(
+        seconds = started.elapsed().as_secs_f64(),
+        "MD5 of header and payload taken"
+    );
+    flusher.finish()?;
     let signature = signature_header(
         &Sha1::digest(&bytes).into(),
         &Sha256::digest(&bytes).into(),
@@ -262,6 +276,10 @@ pub fn write(spec: &PackageSpec, info: &BuildInfo, dir: &Path, overwrite: bool) 
     drop(out);
 
     verify(partial.path(), spec, metadata_len + payload_size)?;
+    tracing::debug!(
+        seconds = started.elapsed().as_secs_f64(),
+        "read back and verified"
+    );
     let path = partial.commit()?;
     let elapsed = started.elapsed().as_secs_f64();
     tracing::info!(
@@ -451,6 +469,7 @@ fn stream_payload(
     segments: &[Segment],
     out: &mut File,
     out_path: &Path,
+    flusher: &Flusher,
 ) -> Result<Digests> {
     let mut payload_hasher = Sha256::new();
     let mut file_hashers: Vec<Sha256> = entries.iter().map(|_| Sha256::new()).collect();
@@ -500,6 +519,9 @@ fn stream_payload(
                                 .with_context(|| format!("writing {}", out_path.display()))?;
                             left -= want as u64;
                             progress.advance(want as u64);
+                            if progress.done.is_multiple_of(Flusher::EVERY) {
+                                flusher.nudge();
+                            }
                         }
                         let mut probe = [0u8; 1];
                         ensure!(
@@ -569,6 +591,68 @@ fn md5_of_package(
         },
     )?;
     Ok(md5.finalize().into())
+}
+
+/// Pushes what has been written to disk in the background, so the disk works while
+/// the digests are computed and the fsync before the package is named finds little
+/// left to do. Without it the kernel would start writing only when a tenth of memory
+/// is dirty, and the whole image would be flushed at the end, in series.
+struct Flusher {
+    wake: Option<SyncSender<()>>,
+    worker: Option<thread::JoinHandle<std::io::Result<()>>>,
+    path: PathBuf,
+}
+
+impl Flusher {
+    /// Ask for a flush after this many bytes.
+    const EVERY: u64 = 64 << 20;
+
+    fn start(file: &File, path: &Path) -> Result<Flusher> {
+        let file = file
+            .try_clone()
+            .with_context(|| format!("opening {} again", path.display()))?;
+        // One pending request is enough: a flush writes everything dirty so far.
+        let (wake, requests) = sync_channel::<()>(1);
+        let worker = thread::spawn(move || {
+            for () in requests {
+                file.sync_data()?;
+            }
+            Ok(())
+        });
+        Ok(Flusher {
+            wake: Some(wake),
+            worker: Some(worker),
+            path: path.to_owned(),
+        })
+    }
+
+    fn nudge(&self) {
+        if let Some(wake) = &self.wake {
+            let _ = wake.try_send(());
+        }
+    }
+
+    /// Wait for the flushes asked for so far.
+    fn finish(mut self) -> Result<()> {
+        self.stop()
+    }
+
+    fn stop(&mut self) -> Result<()> {
+        drop(self.wake.take());
+        match self.worker.take().map(thread::JoinHandle::join) {
+            Some(Ok(Err(err))) => {
+                Err(err).with_context(|| format!("writing {} to disk", self.path.display()))
+            }
+            Some(Err(_)) => bail!("the thread flushing {} panicked", self.path.display()),
+            _ => Ok(()),
+        }
+    }
+}
+
+impl Drop for Flusher {
+    fn drop(&mut self) {
+        let _ = self.stop();
+    }
 }
 
 /// Logs how far a long copy has come, every 10 %, for files worth reporting on.

@@ -85,15 +85,21 @@ check_rust() {
 }
 
 setup_venv() {
+    # The distribution's interpreter, with its site packages visible: the rpm bindings
+    # (python3-rpm) are not on PyPI, and koji's header code needs them.
+    local python=/usr/bin/python3
+    [ -x "$python" ] || python=$(command -v python3) || die "python3 is missing"
     local stamp="$venv/.requirements.sha256"
     local want
-    want=$(sha256sum "$requirements" | cut -d' ' -f1)
+    want=$({ cat "$requirements"; echo "venv: $python --system-site-packages"; } | sha256sum | cut -d' ' -f1)
     if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && [ -x "$venv/bin/python" ]; then
         return
     fi
-    say "creating the Python venv in $venv (pykickstart, koji, pytest)"
-    python3 -m venv "$venv"
+    say "creating the Python venv in $venv from $python (pykickstart, koji, pytest; system rpm bindings)"
+    "$python" -m venv --clear --system-site-packages "$venv"
     "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$requirements"
+    "$venv/bin/python" -c "import rpm" 2>/dev/null ||
+        die "the rpm Python bindings are not importable from $venv: install python3-rpm"
     echo "$want" >"$stamp"
 }
 

@@ -236,6 +236,11 @@ pub struct RpmUpdateArgs {
     #[arg(long)]
     pub force: bool,
 
+    /// The BUILDHOST to record (default: this host's name); with SOURCE_DATE_EPOCH,
+    /// makes packages built on different hosts identical.
+    #[arg(long, value_name = "NAME")]
+    pub build_host: Option<String>,
+
     /// Output format of the summary (on stdout).
     #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
     pub format: ReportFormat,
@@ -302,9 +307,11 @@ impl UpdateArgs {
 Example:
   nodeimg rpm placeholder --version 4.5.6 --release 1.el9 -o repo/")]
 pub struct RpmPlaceholderArgs {
+    /// The package version: the V of the update packages that are to replace it.
     #[arg(long, value_name = "V")]
     pub version: String,
 
+    /// The package release, dist tag included (e.g. 1.el9).
     #[arg(long, value_name = "R")]
     pub release: String,
 
@@ -315,6 +322,11 @@ pub struct RpmPlaceholderArgs {
     /// Replace a package of the same name already in DIR.
     #[arg(long)]
     pub force: bool,
+
+    /// The BUILDHOST to record (default: this host's name); with SOURCE_DATE_EPOCH,
+    /// makes packages built on different hosts identical.
+    #[arg(long, value_name = "NAME")]
+    pub build_host: Option<String>,
 
     /// Output format of the summary (on stdout).
     #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
@@ -379,14 +391,14 @@ fn run(command: Command) -> Result<ExitCode> {
 
 fn rpm_update_cmd(args: RpmUpdateArgs) -> Result<ExitCode> {
     let package = args.update.resolve()?.package()?;
-    let info = writer::BuildInfo::from_env()?;
+    let info = writer::BuildInfo::from_env(args.build_host.as_deref())?;
     let written = writer::write(&package, &info, &args.output, args.force)?;
     print_written(&written, args.format)
 }
 
 fn rpm_placeholder_cmd(args: RpmPlaceholderArgs) -> Result<ExitCode> {
     let package = update::placeholder(&args.version, &args.release)?;
-    let info = writer::BuildInfo::from_env()?;
+    let info = writer::BuildInfo::from_env(args.build_host.as_deref())?;
     let written = writer::write(&package, &info, &args.output, args.force)?;
     print_written(&written, args.format)
 }

@@ -249,6 +249,8 @@ fn a_product_img_and_another_imgbased_go_in_as_asked() {
             "4.5.7",
             "--release",
             "0.1",
+            "--build-host",
+            "builder.example.org",
         ],
     );
     assert!(
@@ -260,6 +262,10 @@ fn a_product_img_and_another_imgbased_go_in_as_asked() {
     assert!(String::from_utf8_lossy(&done.stderr).contains("4.5.6-1.el9"));
     let rpm = out.join(format!("{UPDATE}-4.5.7-0.1.noarch.rpm"));
     assert!(query(&rpm, &["--requires"]).contains("imgbased >= 1.2.24"));
+    assert_eq!(
+        query(&rpm, &["--qf", "%{BUILDHOST}"]),
+        "builder.example.org"
+    );
     assert_eq!(
         query(&rpm, &["-l"]),
         "/usr/share/ovirt-node-ng-image-update/image\n/usr/share/ovirt-node-ng-image-update/image/ovirt-node-ng-image-update-4.5.7-0.1.squashfs.img\n/usr/share/ovirt-node-ng-image-update/image/product.img\n"
@@ -279,6 +285,11 @@ fn bad_input_is_refused_by_name_and_leaves_nothing() {
         .arg(&ext4)
         .arg("8M"));
     let missing = scratch.path().join("missing.squashfs");
+    // A liveimg of a tree that is no Node: no NVR, no kernel, no rpmdb.
+    let bare_tree = scratch.path().join("bare");
+    fs::create_dir_all(bare_tree.join("etc")).unwrap();
+    let bare = scratch.path().join("bare.liveimg.squashfs");
+    pack(&format!("dir:{}", bare_tree.display()), &bare);
 
     let cases: Vec<(PathBuf, Vec<&str>, &str)> = vec![
         (
@@ -296,6 +307,12 @@ fn bad_input_is_refused_by_name_and_leaves_nothing() {
             vec!["--imgbased", "0.7.2; rm -rf /"],
             "imgbased version",
         ),
+        (
+            image.clone(),
+            vec!["--build-host", "host name"],
+            "is not a host name",
+        ),
+        (bare.clone(), vec![], "imgbased would refuse this image"),
         (
             image.clone(),
             vec!["--product-img", "/nonexistent/product.img"],
@@ -778,4 +795,88 @@ fn the_post_scriptlet_mounts_the_image_and_runs_its_imgbased() {
     let mnt_dir = pythonpath.split("/usr/lib/").next().unwrap();
     assert!(!mounts.contains(mnt_dir), "{mnt_dir} still mounted");
     assert!(!Path::new(mnt_dir).exists(), "{mnt_dir} left behind");
+}
+
+/// What koji does with a package, done by koji's own code (the koji library from
+/// PyPI, on rpm's Python bindings): the sanity check, the header fields its import
+/// records, the sigmd5 it stores as payloadhash, the source package name it parses,
+/// and ripping and splicing signature headers. Then rpmsign signs the package in
+/// place, in the space the writer reserved, and koji finds the signing key.
+#[test]
+fn koji_reads_and_rpmsign_signs_it_like_any_package() {
+    let scratch = tempfile::tempdir().unwrap();
+    let s = scratch.path();
+    let image = node_image(s);
+    let out = s.join("out");
+    let done = rpm_update(&image, &out, &["--format", "json"]);
+    assert!(
+        done.status.success(),
+        "{}",
+        String::from_utf8_lossy(&done.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&done.stdout).unwrap();
+    let rpm = out.join(format!("{UPDATE}-4.5.6-1.el9.noarch.rpm"));
+
+    const KOJI: &str = r#"
+import json, sys, koji
+path = sys.argv[1]
+koji.check_rpm_file(path)
+hdr = koji.get_rpm_header(path)
+info = koji.get_header_fields(hdr, ['name', 'version', 'release', 'epoch', 'arch',
+                                    'sourcepackage', 'sourcerpm', 'buildtime', 'size'])
+info['payloadhash'] = koji.hex_string(koji.get_header_field(hdr, 'sigmd5'))
+info['srpm'] = koji.parse_NVRA(info['sourcerpm'])
+sighdr = koji.rip_rpm_sighdr(path)
+info['key'] = koji.get_sighdr_key(sighdr)
+copy = koji.splice_rpm_sighdr(sighdr, path)
+info['splice_identical'] = open(copy, 'rb').read() == open(path, 'rb').read()
+print(json.dumps(info))
+"#;
+    let python = concat!(env!("CARGO_MANIFEST_DIR"), "/.venv/bin/python");
+    let koji = |rpm: &Path| -> serde_json::Value {
+        let out = Command::new(python)
+            .args(["-c", KOJI])
+            .arg(rpm)
+            .output()
+            .unwrap_or_else(|e| panic!("{python}: {e}; run scripts/setup.sh"));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let info = koji(&rpm);
+    assert_eq!(info["name"], UPDATE);
+    assert_eq!(info["version"], "4.5.6");
+    assert_eq!(info["release"], "1.el9");
+    assert_eq!(info["epoch"], serde_json::Value::Null);
+    assert_eq!(info["arch"], "noarch");
+    assert_eq!(info["sourcepackage"], serde_json::Value::Null);
+    assert_eq!(info["buildtime"], EPOCH.parse::<u64>().unwrap());
+    assert_eq!(info["payloadhash"], report["sigmd5"]);
+    assert_eq!(info["srpm"]["name"], UPDATE);
+    assert_eq!(info["srpm"]["version"], "4.5.6");
+    assert_eq!(info["srpm"]["release"], "1.el9");
+    assert_eq!(info["srpm"]["arch"], "src");
+    assert_eq!(info["key"], serde_json::Value::Null);
+    assert_eq!(info["splice_identical"], true);
+
+    // Signing goes into the reserved space: same size, no rewrite of the payload.
+    let size = fs::metadata(&rpm).unwrap().len();
+    common::node::sign(&rpm, &s.join("signer"));
+    assert_eq!(
+        fs::metadata(&rpm).unwrap().len(),
+        size,
+        "rpmsign had to rewrite the package"
+    );
+    let signed = koji(&rpm);
+    let key = signed["key"].as_str().expect("koji finds no signing key");
+    assert_eq!(key.len(), 8, "{key}");
+    assert_eq!(
+        signed["payloadhash"], report["sigmd5"],
+        "signing changed the sigmd5"
+    );
+    let checked = stdout(Command::new("rpm").args(["-Kv", "--nosignature"]).arg(&rpm));
+    assert!(checked.contains("MD5 digest: OK"), "{checked}");
 }

@@ -132,8 +132,9 @@ pub struct BuildInfo {
 
 impl BuildInfo {
     /// `SOURCE_DATE_EPOCH` when set (as rpm's `use_source_date_epoch_as_buildtime` and
-    /// `clamp_mtime_to_source_date_epoch` use it), otherwise now; the host's name.
-    pub fn from_env() -> Result<BuildInfo> {
+    /// `clamp_mtime_to_source_date_epoch` use it), otherwise now; `build_host`, or the
+    /// host's name (rpm's `%_buildhost`: set it for packages identical across builders).
+    pub fn from_env(build_host: Option<&str>) -> Result<BuildInfo> {
         let epoch = match std::env::var("SOURCE_DATE_EPOCH") {
             Ok(value) => Some(value.trim().parse::<u32>().with_context(|| {
                 format!("SOURCE_DATE_EPOCH={value:?} is not a number of seconds")
@@ -150,11 +151,23 @@ impl BuildInfo {
             )
             .unwrap_or(u32::MAX),
         };
-        let build_host = nix::unistd::gethostname()
-            .ok()
-            .and_then(|name| name.into_string().ok())
-            .filter(|name| !name.is_empty())
-            .unwrap_or_else(|| "localhost".to_owned());
+        let build_host = match build_host {
+            Some(name) => {
+                ensure!(
+                    !name.is_empty()
+                        && name
+                            .chars()
+                            .all(|c| c.is_ascii_alphanumeric() || ".-_".contains(c)),
+                    "build host {name:?} is not a host name"
+                );
+                name.to_owned()
+            }
+            None => nix::unistd::gethostname()
+                .ok()
+                .and_then(|name| name.into_string().ok())
+                .filter(|name| !name.is_empty())
+                .unwrap_or_else(|| "localhost".to_owned()),
+        };
         Ok(BuildInfo {
             build_time,
             build_host,

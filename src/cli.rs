@@ -53,9 +53,76 @@ pub enum Command {
     Doctor(DoctorArgs),
     #[command(subcommand)]
     Liveimg(LiveimgCommand),
+    Check(CheckArgs),
+    Flatten(FlattenArgs),
     Inspect(InspectArgs),
     #[command(subcommand)]
     Rpm(RpmCommand),
+}
+
+/// Say whether a kickstart will install unattended and meets the Node's rules.
+///
+/// Reads the kickstart with its %include and %ksappend files and judges it as
+/// pykickstart's ksvalidator does under the chosen syntax version (unknown, removed and
+/// deprecated commands, options, each command's rules), then what pykickstart does not
+/// see: lines a '#' cuts short, trailing backslashes, plaintext passwords, a %end
+/// inside a here-document; which anaconda spokes would stay incomplete (which stops a
+/// livemedia-creator build); livemedia-creator's rules for a filesystem image; and with
+/// --policy node, the oVirt Node image's rules. Every finding names its file and line.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Example:
+  nodeimg check kickstarts/ovirt-node-ng-image.ks --policy node
+  nodeimg check --ks-version F42 --format json spin.ks | jq '.findings[] | select(.severity==\"error\")'
+
+Exit status: 0 when there are no errors (and, with --strict, no warnings), 3 when
+there are (they are listed), 1 when the kickstart cannot be read at all.")]
+pub struct CheckArgs {
+    /// The kickstart.
+    #[arg(value_name = "KS")]
+    pub kickstart: PathBuf,
+
+    /// Output format of the findings (on stdout).
+    #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
+    pub format: ReportFormat,
+
+    /// Which rules beyond syntax and completeness: generic, or node (the Node image's).
+    #[arg(long, value_enum, default_value_t = crate::kickstart::check::Policy::Generic)]
+    pub policy: crate::kickstart::check::Policy,
+
+    /// The syntax version: RHEL9, RHEL10, F40 … F46 (DEVEL). Default: the file's
+    /// #version= line, else RHEL9.
+    #[arg(long, value_name = "V")]
+    pub ks_version: Option<crate::kickstart::version::Version>,
+
+    /// Fail on warnings too (what ksvalidator does).
+    #[arg(long)]
+    pub strict: bool,
+}
+
+/// Write a kickstart with its %include and %ksappend files spliced in place.
+///
+/// Keeps every line, comment and blank line in order (pykickstart's ksflatten sorts
+/// commands, drops comments and adds lines); each spliced region sits between comments
+/// naming its file. Includes that the install writes itself (from %pre) stay as they
+/// are, marked. A missing include or a cycle is an error.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Example:
+  nodeimg flatten kickstarts/ovirt-node-ng-image.ks -o build/node.ks
+  nodeimg flatten spin.ks | less")]
+pub struct FlattenArgs {
+    /// The kickstart.
+    #[arg(value_name = "KS")]
+    pub kickstart: PathBuf,
+
+    /// Where to write (default: stdout).
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+
+    /// Replace FILE if it exists.
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// Report what is inside a Node image, without root and without mounting.
@@ -382,11 +449,63 @@ fn run(command: Command) -> Result<ExitCode> {
     match command {
         Command::Doctor(args) => doctor_cmd(args),
         Command::Liveimg(LiveimgCommand::Pack(args)) => pack_cmd(args),
+        Command::Check(args) => check_cmd(args),
+        Command::Flatten(args) => flatten_cmd(args),
         Command::Inspect(args) => inspect_cmd(args),
         Command::Rpm(RpmCommand::Update(args)) => rpm_update_cmd(args),
         Command::Rpm(RpmCommand::Placeholder(args)) => rpm_placeholder_cmd(args),
         Command::Rpm(RpmCommand::Spec(args)) => rpm_spec_cmd(args),
     }
+}
+
+fn check_cmd(args: CheckArgs) -> Result<ExitCode> {
+    use crate::kickstart::{Rule, check};
+    anyhow::ensure!(
+        args.kickstart.is_file(),
+        "{}: no such kickstart file",
+        args.kickstart.display()
+    );
+    let report = check::check(&args.kickstart, args.ks_version, args.policy);
+    if let Some(unreadable) = report
+        .findings
+        .iter()
+        .find(|f| f.rule == Rule::Unreadable && f.origin.is_none())
+    {
+        anyhow::bail!("{}", unreadable.message);
+    }
+    match args.format {
+        ReportFormat::Text => print!("{}", check::render_text(&report)),
+        ReportFormat::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+    }
+    Ok(if report.failed(args.strict) {
+        ExitCode::from(exit::CHECKS_FAILED)
+    } else {
+        ExitCode::from(exit::SUCCESS)
+    })
+}
+
+fn flatten_cmd(args: FlattenArgs) -> Result<ExitCode> {
+    let text = crate::kickstart::flatten::flatten(&args.kickstart).map_err(|findings| {
+        anyhow::anyhow!(
+            "cannot flatten {}:\n  {}",
+            args.kickstart.display(),
+            findings
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("\n  ")
+        )
+    })?;
+    match &args.output {
+        None => print!("{text}"),
+        Some(target) => {
+            let partial = crate::artifacts::PartialFile::new(target, args.force)?;
+            std::fs::write(partial.path(), &text)
+                .map_err(|e| anyhow::anyhow!("writing {}: {e}", partial.path().display()))?;
+            partial.commit()?;
+        }
+    }
+    Ok(ExitCode::from(exit::SUCCESS))
 }
 
 fn rpm_update_cmd(args: RpmUpdateArgs) -> Result<ExitCode> {

@@ -8,6 +8,7 @@ pub mod cli;
 pub mod doctor;
 pub mod exit;
 pub mod image;
+pub mod kickstart;
 pub mod liveimg;
 pub mod logging;
 pub mod package;

@@ -1,0 +1,255 @@
+//! Reading a kickstart and everything it pulls in: `%ksappend` and static `%include`s
+//! spliced in place, each line remembering the file and line it came from.
+//!
+//! Resolution follows pykickstart (`readKickstart`): a relative path is tried from the
+//! working directory first, then from the directory of the file that includes it. An
+//! include that does not exist but that the install writes itself (a `%pre` script
+//! mentions it, or it lives under /tmp, /run or /mnt) is a *runtime include*: anaconda
+//! reads it after running `%pre`, so it is reported, not followed.
+
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+
+use super::lexer;
+use super::{Finding, Origin, Rule};
+
+/// One physical line and where it came from.
+#[derive(Debug, Clone)]
+pub struct Line {
+    pub origin: Origin,
+    /// The line's text, without its newline.
+    pub text: String,
+    pub kind: LineKind,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LineKind {
+    /// An ordinary line of the file.
+    Plain,
+    /// An `%include` or `%ksappend` that was spliced in: the next lines are the
+    /// included file's, up to the matching `IncludeEnd`.
+    IncludeStart {
+        resolved: PathBuf,
+    },
+    IncludeEnd {
+        resolved: PathBuf,
+    },
+    /// An `%include` that the install itself provides, left as it is.
+    RuntimeInclude,
+}
+
+/// The kickstart with its includes spliced in, and what went wrong reading it.
+#[derive(Debug, Default)]
+pub struct Source {
+    pub lines: Vec<Line>,
+    pub findings: Vec<Finding>,
+    /// Every file read, the top one first.
+    pub files: Vec<Rc<PathBuf>>,
+}
+
+/// Where files written at install time usually go.
+const RUNTIME_DIRS: [&str; 4] = ["/tmp/", "/run/", "/mnt/", "/var/tmp/"];
+/// Includes deeper than this are a cycle nobody meant.
+const MAX_DEPTH: usize = 32;
+
+/// Read `path` and what it includes. Errors reading the top file are returned as
+/// findings too: the caller decides.
+pub fn load(path: &Path) -> Source {
+    let mut source = Source::default();
+    let mut stack = Vec::new();
+    let mut pre_bodies = String::new();
+    // Scripts in %pre write runtime includes; collect their text first so an include
+    // can be recognised as one wherever it appears.
+    if let Ok(text) = std::fs::read_to_string(path) {
+        pre_bodies = text;
+    }
+    read_file(path, None, &mut stack, &mut source, &pre_bodies);
+    source
+}
+
+fn read_file(
+    path: &Path,
+    included_at: Option<&Origin>,
+    stack: &mut Vec<PathBuf>,
+    source: &mut Source,
+    pre_bodies: &str,
+) {
+    let canonical = path.canonicalize().unwrap_or_else(|_| path.to_owned());
+    if stack.contains(&canonical) || stack.len() >= MAX_DEPTH {
+        let chain: Vec<String> = stack
+            .iter()
+            .chain(std::iter::once(&canonical))
+            .map(|p| p.display().to_string())
+            .collect();
+        source.findings.push(Finding::error(
+            included_at.cloned(),
+            Rule::IncludeCycle,
+            format!("the includes form a cycle: {}", chain.join(" → ")),
+        ));
+        return;
+    }
+    let bytes = match std::fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(err) => {
+            source.findings.push(Finding::error(
+                included_at.cloned(),
+                Rule::Unreadable,
+                format!("cannot read {}: {err}", path.display()),
+            ));
+            return;
+        }
+    };
+    let text = match String::from_utf8(bytes) {
+        Ok(text) => text,
+        Err(err) => {
+            let at = err.utf8_error().valid_up_to();
+            let line = err.as_bytes()[..at].iter().filter(|&&b| b == b'\n').count() + 1;
+            source.findings.push(Finding::error(
+                Some(Origin::new(Rc::new(path.to_owned()), line)),
+                Rule::NotUtf8,
+                "the file is not valid UTF-8 (pykickstart rejects the whole file)".to_owned(),
+            ));
+            return;
+        }
+    };
+    let file = Rc::new(path.to_owned());
+    source.files.push(Rc::clone(&file));
+    stack.push(canonical);
+    let dir = path.parent().map(Path::to_owned).unwrap_or_default();
+    for (index, text) in text.lines().enumerate() {
+        let origin = Origin::new(Rc::clone(&file), index + 1);
+        let directive = include_directive(text);
+        match directive {
+            Some((keyword, target)) => {
+                splice(
+                    keyword, target, text, origin, &dir, stack, source, pre_bodies,
+                );
+            }
+            None => source.lines.push(Line {
+                origin,
+                text: text.to_owned(),
+                kind: LineKind::Plain,
+            }),
+        }
+    }
+    stack.pop();
+}
+
+/// `%include X` or `%ksappend X`, as pykickstart recognises them (the first word).
+fn include_directive(text: &str) -> Option<(&'static str, Option<String>)> {
+    let trimmed = text.trim_start();
+    if !trimmed.starts_with("%include") && !trimmed.starts_with("%ksappend") {
+        return None;
+    }
+    let words = lexer::split(text).ok()?.words;
+    let keyword = match words.first().map(|w| w.text.as_str()) {
+        Some("%include") => "%include",
+        Some("%ksappend") => "%ksappend",
+        _ => return None,
+    };
+    Some((
+        keyword,
+        words
+            .get(1)
+            .map(|w| w.text.clone())
+            .filter(|t| !t.is_empty()),
+    ))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn splice(
+    keyword: &str,
+    target: Option<String>,
+    text: &str,
+    origin: Origin,
+    dir: &Path,
+    stack: &mut Vec<PathBuf>,
+    source: &mut Source,
+    pre_bodies: &str,
+) {
+    let Some(target) = target else {
+        source.findings.push(Finding::error(
+            Some(origin.clone()),
+            Rule::Syntax,
+            format!("{keyword} needs a file name"),
+        ));
+        source.lines.push(Line {
+            origin,
+            text: text.to_owned(),
+            kind: LineKind::Plain,
+        });
+        return;
+    };
+    if target.contains("://") {
+        source.findings.push(Finding::warning(
+            Some(origin.clone()),
+            Rule::RemoteInclude,
+            format!("{keyword} {target}: remote files are not fetched; it is not checked"),
+        ));
+        source.lines.push(Line {
+            origin,
+            text: text.to_owned(),
+            kind: LineKind::RuntimeInclude,
+        });
+        return;
+    }
+    let target_path = PathBuf::from(&target);
+    let resolved = if target_path.is_absolute() || target_path.exists() {
+        target_path.clone()
+    } else {
+        dir.join(&target_path)
+    };
+    if !resolved.exists() && keyword == "%include" && is_runtime(&target, pre_bodies) {
+        source.findings.push(Finding::info(
+            Some(origin.clone()),
+            Rule::RuntimeInclude,
+            format!(
+                "%include {target} is written at install time (by %pre); it is not checked here"
+            ),
+        ));
+        source.lines.push(Line {
+            origin,
+            text: text.to_owned(),
+            kind: LineKind::RuntimeInclude,
+        });
+        return;
+    }
+    if !resolved.exists() {
+        source.findings.push(Finding::error(
+            Some(origin.clone()),
+            Rule::MissingInclude,
+            format!(
+                "{keyword} {target}: no such file (looked in the working directory and in {})",
+                if dir.as_os_str().is_empty() {
+                    ".".to_owned()
+                } else {
+                    dir.display().to_string()
+                }
+            ),
+        ));
+        source.lines.push(Line {
+            origin,
+            text: text.to_owned(),
+            kind: LineKind::Plain,
+        });
+        return;
+    }
+    source.lines.push(Line {
+        origin: origin.clone(),
+        text: text.to_owned(),
+        kind: LineKind::IncludeStart {
+            resolved: resolved.clone(),
+        },
+    });
+    read_file(&resolved, Some(&origin), stack, source, pre_bodies);
+    source.lines.push(Line {
+        origin,
+        text: text.to_owned(),
+        kind: LineKind::IncludeEnd { resolved },
+    });
+}
+
+/// Whether a missing include is one the install writes itself.
+fn is_runtime(target: &str, pre_bodies: &str) -> bool {
+    RUNTIME_DIRS.iter().any(|d| target.starts_with(d)) || pre_bodies.matches(target).count() > 1
+}

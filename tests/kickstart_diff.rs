@@ -1,0 +1,407 @@
+//! `nodeimg check` against pykickstart's `ksvalidator -v RHEL9` (the venv's) on
+//! kickstarts of our own, shaped like real ones (anaconda's kickstart-tests minimum, an
+//! EL cloud image, a Fedora live spin, an LVM server, the Node's) and broken in the
+//! ways real ones are: both must accept and reject the same files, and where
+//! ksvalidator names a line, nodeimg's first syntax finding must be on it.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const KSVALIDATOR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/.venv/bin/ksvalidator");
+
+const MINIMAL: &str = "\
+shutdown
+network --bootproto=dhcp
+bootloader --timeout=1
+zerombr
+clearpart --all
+autopart
+keyboard us
+lang en
+timezone America/New_York
+rootpw testcase
+url --url http://mirror.example.org/fedora/
+%packages
+%end
+";
+
+const CLOUD: &str = r#"# EL9 cloud image
+text
+reboot
+url --url=https://mirror.example.org/9-stream/BaseOS/x86_64/os/
+repo --name=AppStream --baseurl=https://mirror.example.org/9-stream/AppStream/x86_64/os/
+lang en_US.UTF-8
+keyboard --vckeymap=us --xlayouts='us'
+timezone UTC --utc
+network --bootproto=dhcp --device=link --activate --onboot=on
+firewall --disabled
+selinux --enforcing
+services --enabled=sshd,NetworkManager,cloud-init --disabled=kdump,rhsmcertd
+rootpw --iscrypted --lock locked
+bootloader --location=mbr --timeout=1 --append="console=tty0 console=ttyS0,115200n8 no_timer_check net.ifnames=0"
+zerombr
+clearpart --all --initlabel
+part / --fstype=xfs --size=8000
+eula --agreed
+firstboot --disabled
+
+%packages --inst-langs=en --excludedocs
+@core
+cloud-init
+cloud-utils-growpart
+-iwl*firmware
+-dracut-config-rescue
+%end
+
+%post --erroronfail --log=/root/ks-post.log
+cat > /etc/cloud/cloud.cfg.d/00_local.cfg << 'EOF'
+datasource_list: [ NoCloud, ConfigDrive, None ]
+EOF
+rm -f /etc/udev/rules.d/70*
+%end
+"#;
+
+const SPIN: &str = r#"# Fedora-style live spin (RHEL9 syntax)
+lang en_US.UTF-8
+keyboard us
+timezone US/Eastern
+selinux --enforcing
+firewall --enabled --service=mdns
+xconfig --startxonboot
+zerombr
+clearpart --all
+part / --size 5120 --fstype ext4
+services --enabled=NetworkManager,ModemManager --disabled=sshd
+network --bootproto=dhcp --device=link --activate
+rootpw --lock --iscrypted locked
+shutdown
+url --mirrorlist=https://mirrors.example.org/mirrorlist?repo=fedora-40&arch=$basearch
+repo --name=updates --mirrorlist=https://mirrors.example.org/mirrorlist?repo=updates-released-f40&arch=$basearch --cost=50
+
+%packages
+@^workstation-product-environment
+@anaconda-tools --optional
+anaconda
+dracut-live
+-@dial-up
+-gnome-boxes # not on live media
+%end
+
+%post
+systemctl enable livesys.service
+cat >> /etc/fstab << EOF
+vartmp   /var/tmp    tmpfs   defaults   0  0
+EOF
+%end
+
+%post --nochroot
+cp $INSTALL_ROOT/usr/share/licenses/*-release/* $LIVE_ROOT/
+%end
+"#;
+
+const SERVER: &str = r#"#version=RHEL9
+cmdline
+url --url="http://mirror.example.org/9/BaseOS/x86_64/os/"
+lang en_GB.UTF-8 --addsupport=de_DE.UTF-8
+keyboard --xlayouts='gb','de'
+timezone Europe/London --utc
+timesource --ntp-server=ntp.example.org
+network --bootproto=static --device=eth0 --ip=10.0.0.5 --netmask=255.255.255.0 --gateway=10.0.0.1 --nameserver=10.0.0.1 --hostname=srv.example.org --noipv6
+authselect select sssd with-mkhomedir
+rootpw --iscrypted $6$rounds=4096$salt$abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGHIJKL
+user --name=admin --groups=wheel --gecos="Ops O'Neil" --iscrypted --password=$6$x$y --uid=1001 --gid=1001
+group --name=ops --gid=2000
+sshkey --username=admin "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIExample admin@example.org"
+ignoredisk --only-use=vda
+zerombr
+clearpart --all --initlabel --drives=vda
+reqpart --add-boot
+part pv.01 --size=1 --grow --ondisk=vda
+volgroup vg_root pv.01
+logvol / --vgname=vg_root --name=root --size=10240 --fstype=xfs
+logvol swap --vgname=vg_root --name=swap --recommended
+logging --host=loghost.example.org --port=514
+poweroff
+
+%pre-install --interpreter=/usr/bin/bash
+echo "pre-install" > /tmp/pre-install.log
+%end
+
+%packages --ignoremissing --exclude-weakdeps --timeout=30 --retries=5
+@^minimal-environment
+@standard --nodefaults
+vim-enhanced
+%end
+
+%onerror
+echo failed > /dev/console
+%end
+
+%post --interpreter=/usr/bin/python3 --nochroot
+print("done")
+%end
+
+%addon com_redhat_kdump --enable --reserve-mb='auto'
+%end
+
+%anaconda
+pwpolicy root --minlen=6 --minquality=1 --notstrict --nochanges --notempty
+%end
+"#;
+
+const LIVEIMG: &str = "\
+liveimg --url=file:///run/install/repo/ovirt-node-ng-image.squashfs.img --checksum=0123abcd
+timezone --utc Etc/UTC
+zerombr
+clearpart --all --initlabel
+bootloader --location=mbr --boot-drive=sda
+reqpart --add-boot
+part pv.01 --size=42000 --grow
+volgroup HostVG pv.01 --reserved-percent=20
+logvol swap --vgname=HostVG --name=swap --fstype=swap --recommended
+logvol none --vgname=HostVG --name=HostPool --thinpool --size=40000 --grow
+logvol / --vgname=HostVG --name=root --thin --fstype=ext4 --poolname=HostPool --fsoptions=\"defaults,discard\" --size=6000 --grow
+rootpw --plaintext ovirt
+reboot
+%post --erroronfail
+imgbase layout --init
+%end
+";
+
+/// (name, text): the corpus.
+fn corpus() -> Vec<(String, String)> {
+    let node = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/kickstarts/ovirt-node-ng-image.ks"
+    ))
+    .unwrap();
+    let mut out: Vec<(String, String)> = vec![
+        ("node".into(), node),
+        ("minimal".into(), MINIMAL.into()),
+        ("cloud".into(), CLOUD.into()),
+        ("spin".into(), SPIN.into()),
+        ("server".into(), SERVER.into()),
+        ("liveimg".into(), LIVEIMG.into()),
+    ];
+    // Broken ones: the minimal kickstart with one line added at the end, or changed.
+    let append: &[(&str, &str)] = &[
+        ("unknown-command", "TEXT"),
+        ("misspelled-command", "bootlodaer --timeout=1"),
+        ("removed-install", "install"),
+        ("removed-device", "device eth0"),
+        ("deprecated-autostep", "autostep"),
+        ("deprecated-method", "method"),
+        ("deprecated-btrfs", "btrfs / --data=0 btrfs.01"),
+        ("auth-warns", "auth --enableshadow --passalgo=sha512"),
+        ("bad-option", "selinux --bogus"),
+        ("bad-int", "user --name=a --uid=abc"),
+        ("bad-choice", "firstboot --enable --reconfig --bogus"),
+        ("bad-bootproto", "network --bootproto=magic --device=eth1"),
+        ("missing-required-user", "user --groups=wheel"),
+        ("missing-required-repo", "repo --baseurl=http://x/"),
+        ("flag-with-value", "firewall --ssh=yes"),
+        ("missing-value", "group --name=ops --gid"),
+        ("extra-positional", "zerombr --foo"),
+        ("timezone-bare", "timezone"),
+        ("timezone-two", "timezone Europe/Paris Europe/Berlin"),
+        ("rootpw-bare", "rootpw"),
+        ("rootpw-two", "rootpw a b"),
+        ("keyboard-bare", "keyboard"),
+        ("keyboard-two", "keyboard us de"),
+        ("services-bare", "services"),
+        (
+            "url-two-sources",
+            "url --url=http://a/ --mirrorlist=http://b/",
+        ),
+        ("autopart-then-part", "part / --size=100"),
+        ("autopart-then-mount", "mount /dev/vda1 /"),
+        ("autopart-then-reqpart", "reqpart"),
+        ("duplicate-user", "user --name=a\nuser --name=a"),
+        (
+            "duplicate-repo",
+            "repo --name=r --baseurl=http://a/\nrepo --name=r --baseurl=http://b/",
+        ),
+        ("tz-isutc", "timezone UTC --isUtc"),
+        ("tz-nontp", "timezone UTC --nontp"),
+        ("tz-ntpservers", "timezone UTC --ntpservers=a,b"),
+        (
+            "repo-ignoregroups",
+            "repo --name=x --baseurl=http://x/ --ignoregroups=true",
+        ),
+        ("logging-level", "logging --level=debug"),
+        ("pre-nochroot", "%pre --nochroot\necho\n%end"),
+        ("traceback", "%traceback\necho\n%end"),
+        ("certificate-no-filename", "%certificate\nPEM\n%end"),
+        ("lang-bare", "lang"),
+        ("sshkey-no-key", "sshkey --username=root"),
+        ("volgroup-bare", "volgroup"),
+        ("autopart-btrfs", "autopart --type=btrfs"),
+        ("bootloader-location", "bootloader --location=foo"),
+        ("part-size-abc", "part /home --size=abc"),
+        ("unknown-section", "%postinstall\necho\n%end"),
+        ("section-case", "%Packages\n%end"),
+        ("post-without-end", "%post\necho hi"),
+        ("post-then-packages", "%post\necho hi\n%packages\n%end"),
+        ("unterminated-quote", "user --name=a --gecos=\"Bob"),
+        (
+            "continuation",
+            "network --bootproto=static \\\n--ip=10.0.0.2",
+        ),
+        ("heredoc-end", "%post\ncat > /x << EOF\n%end\nEOF\n%end"),
+        ("end-alone", "%end"),
+    ];
+    for (name, line) in append {
+        out.push((name.to_string(), format!("{MINIMAL}{line}\n")));
+    }
+    let change: &[(&str, &str, &str)] = &[
+        (
+            "packages-instlangs",
+            "%packages\n",
+            "%packages --instLangs=en\n",
+        ),
+        (
+            "packages-excludeweakdeps",
+            "%packages\n",
+            "%packages --excludeWeakdeps\n",
+        ),
+        ("packages-nobase", "%packages\n", "%packages --nobase\n"),
+        (
+            "packages-ignorebroken",
+            "%packages\n",
+            "%packages --ignorebroken\n",
+        ),
+        (
+            "packages-default-nocore",
+            "%packages\n",
+            "%packages --default --nocore\n",
+        ),
+        (
+            "packages-group-both",
+            "%packages\n",
+            "%packages\n@core --nodefaults --optional\n",
+        ),
+        (
+            "packages-good",
+            "%packages\n",
+            "%packages --nocore\n@core --nodefaults\n@^minimal-environment\n-@dial-up\nvim # editor\n-nano\n",
+        ),
+        (
+            "abbreviated-option",
+            "bootloader --timeout=1",
+            "bootloader --time=1",
+        ),
+        (
+            "quoted-append",
+            "bootloader --timeout=1",
+            "bootloader --timeout=1 --append=\"console=ttyS0 quiet\"",
+        ),
+        (
+            "hash-in-password",
+            "rootpw testcase",
+            "rootpw --plaintext pa#ss",
+        ),
+        (
+            "part-instead",
+            "autopart",
+            "part / --size=5120 --fstype=ext4 --fsoptions=discard",
+        ),
+        ("tabs-and-crlf", "lang en\n", "lang\ten\r\n"),
+    ];
+    for (name, from, to) in change {
+        assert!(MINIMAL.contains(from), "{name}");
+        out.push((name.to_string(), MINIMAL.replacen(from, to, 1)));
+    }
+    out
+}
+
+struct Verdict {
+    accepted: bool,
+    line: Option<usize>,
+    text: String,
+}
+
+fn ksvalidator(path: &Path) -> Verdict {
+    let out = Command::new(KSVALIDATOR)
+        .args(["-v", "RHEL9"])
+        .arg(path)
+        .output()
+        .unwrap_or_else(|e| panic!("{KSVALIDATOR}: {e}; run scripts/setup.sh"));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line = text.split("line ").skip(1).find_map(|rest| {
+        rest.split(|c: char| !c.is_ascii_digit())
+            .next()
+            .and_then(|n| n.parse().ok())
+    });
+    Verdict {
+        accepted: out.status.success(),
+        line,
+        text,
+    }
+}
+
+fn nodeimg(path: &Path) -> Verdict {
+    let out = Command::new(env!("CARGO_BIN_EXE_nodeimg"))
+        .args(["check", "--format", "json", "--ks-version", "RHEL9"])
+        .arg(path)
+        .output()
+        .unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    let syntax: Vec<&serde_json::Value> = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["group"] == "syntax" && f["severity"] != "info")
+        .collect();
+    Verdict {
+        accepted: syntax.is_empty(),
+        line: syntax
+            .first()
+            .and_then(|f| f["origin"]["line"].as_u64())
+            .map(|l| l as usize),
+        text: serde_json::to_string_pretty(&syntax).unwrap(),
+    }
+}
+
+#[test]
+fn nodeimg_and_ksvalidator_agree() {
+    let dir = tempfile::tempdir().unwrap();
+    let corpus = corpus();
+    assert!(corpus.len() >= 60, "{} kickstarts", corpus.len());
+    let mut rejected = 0;
+    let mut disagreements = Vec::new();
+    for (name, text) in &corpus {
+        let path: PathBuf = dir.path().join(format!("{name}.ks"));
+        std::fs::write(&path, text).unwrap();
+        let theirs = ksvalidator(&path);
+        let ours = nodeimg(&path);
+        if !theirs.accepted {
+            rejected += 1;
+        }
+        let same_line = match (theirs.line, ours.line) {
+            (Some(t), Some(o)) => t == o,
+            _ => true,
+        };
+        if theirs.accepted != ours.accepted || !same_line {
+            disagreements.push(format!(
+                "{name}: ksvalidator {} (line {:?}), nodeimg {} (line {:?})\n--- ksvalidator:\n{}\n--- nodeimg:\n{}",
+                if theirs.accepted { "accepts" } else { "rejects" },
+                theirs.line,
+                if ours.accepted { "accepts" } else { "rejects" },
+                ours.line,
+                theirs.text.trim(),
+                ours.text
+            ));
+        }
+    }
+    assert!(disagreements.is_empty(), "{}", disagreements.join("\n\n"));
+    // The corpus exercises both verdicts.
+    assert!(
+        rejected >= 40 && rejected <= corpus.len() - 8,
+        "{rejected} rejected"
+    );
+}

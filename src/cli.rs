@@ -78,9 +78,9 @@ Example:
 Exit status: 0 when there are no errors (and, with --strict, no warnings), 3 when
 there are (they are listed), 1 when the kickstart cannot be read at all.")]
 pub struct CheckArgs {
-    /// The kickstart.
-    #[arg(value_name = "KS")]
-    pub kickstart: PathBuf,
+    /// The kickstart (several may be given; with --format json they come as an array).
+    #[arg(value_name = "KS", required = true)]
+    pub kickstarts: Vec<PathBuf>,
 
     /// Output format of the findings (on stdout).
     #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
@@ -460,24 +460,36 @@ fn run(command: Command) -> Result<ExitCode> {
 
 fn check_cmd(args: CheckArgs) -> Result<ExitCode> {
     use crate::kickstart::{Rule, check};
-    anyhow::ensure!(
-        args.kickstart.is_file(),
-        "{}: no such kickstart file",
-        args.kickstart.display()
-    );
-    let report = check::check(&args.kickstart, args.ks_version, args.policy);
-    if let Some(unreadable) = report
-        .findings
-        .iter()
-        .find(|f| f.rule == Rule::Unreadable && f.origin.is_none())
-    {
-        anyhow::bail!("{}", unreadable.message);
+    let mut reports = Vec::with_capacity(args.kickstarts.len());
+    for kickstart in &args.kickstarts {
+        anyhow::ensure!(
+            kickstart.is_file(),
+            "{}: no such kickstart file",
+            kickstart.display()
+        );
+        let report = check::check(kickstart, args.ks_version, args.policy);
+        if let Some(unreadable) = report
+            .findings
+            .iter()
+            .find(|f| f.rule == Rule::Unreadable && f.origin.is_none())
+        {
+            anyhow::bail!("{}", unreadable.message);
+        }
+        reports.push(report);
     }
     match args.format {
-        ReportFormat::Text => print!("{}", check::render_text(&report)),
-        ReportFormat::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+        ReportFormat::Text => {
+            let mut out = std::io::stdout().lock();
+            for report in &reports {
+                std::io::Write::write_all(&mut out, check::render_text(report).as_bytes())?;
+            }
+        }
+        ReportFormat::Json if reports.len() == 1 => {
+            println!("{}", serde_json::to_string_pretty(&reports[0])?)
+        }
+        ReportFormat::Json => println!("{}", serde_json::to_string_pretty(&reports)?),
     }
-    Ok(if report.failed(args.strict) {
+    Ok(if reports.iter().any(|r| r.failed(args.strict)) {
         ExitCode::from(exit::CHECKS_FAILED)
     } else {
         ExitCode::from(exit::SUCCESS)

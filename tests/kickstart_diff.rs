@@ -2,7 +2,7 @@
 //! kickstarts of our own, shaped like real ones (anaconda's kickstart-tests minimum, an
 //! EL cloud image, a Fedora live spin, an LVM server, the Node's) and broken in the
 //! ways real ones are: both must accept and reject the same files, and where
-//! ksvalidator names a line, nodeimg's first syntax finding must be on it.
+//! ksvalidator names lines, nodeimg's first syntax finding must be on the earliest.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -331,11 +331,17 @@ fn ksvalidator(path: &Path) -> Verdict {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    let line = text.split("line ").skip(1).find_map(|rest| {
-        rest.split(|c: char| !c.is_ascii_digit())
-            .next()
-            .and_then(|n| n.parse().ok())
-    });
+    // ksvalidator prints command errors (stderr) and the structural error that stops it
+    // (stdout) in no useful order: take the earliest line it names.
+    let line = text
+        .split("line ")
+        .skip(1)
+        .filter_map(|rest| {
+            rest.split(|c: char| !c.is_ascii_digit())
+                .next()
+                .and_then(|n| n.parse::<usize>().ok())
+        })
+        .min();
     Verdict {
         accepted: out.status.success(),
         line,
@@ -404,4 +410,93 @@ fn nodeimg_and_ksvalidator_agree() {
         rejected >= 40 && rejected <= corpus.len() - 8,
         "{rejected} rejected"
     );
+}
+
+/// The command table and the typed commands' options, for every version nodeimg
+/// knows, against pykickstart's own handlers (introspected from the venv).
+#[test]
+fn commands_and_options_match_pykickstart_handlers() {
+    use nodeimg::kickstart::options::{Spec, spec_notation};
+    use nodeimg::kickstart::version::{Status, Version, command_status};
+
+    let script = r#"
+import json, sys
+from pykickstart.version import makeVersion, versionMap
+from pykickstart.base import DeprecatedCommand, RemovedCommand
+out = {}
+for v in sys.argv[1:]:
+    h = makeVersion(versionMap[v])
+    cmds = {}
+    for name, obj in h.commands.items():
+        if isinstance(obj, RemovedCommand):
+            cmds[name] = {"status": "removed"}
+        elif isinstance(obj, DeprecatedCommand):
+            cmds[name] = {"status": "deprecated"}
+        else:
+            opts = []
+            for a in obj._getParser()._actions:
+                opts.extend(o for o in a.option_strings if o not in ("-h", "--help"))
+            cmds[name] = {"status": "known", "options": sorted(opts)}
+    out[v] = cmds
+json.dump(out, sys.stdout)
+"#;
+    let versions: Vec<String> = Version::ALL.iter().map(|v| v.to_string()).collect();
+    let python = concat!(env!("CARGO_MANIFEST_DIR"), "/.venv/bin/python");
+    let out = Command::new(python)
+        .args(["-c", script])
+        .args(&versions)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let handlers: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mut wrong = Vec::new();
+    for version in Version::ALL {
+        let commands = handlers[version.to_string()].as_object().unwrap();
+        for (name, info) in commands {
+            let theirs = info["status"].as_str().unwrap();
+            let ours = match command_status(version, name) {
+                Status::Known => "known",
+                Status::Deprecated => "deprecated",
+                Status::Removed => "removed",
+                Status::Unknown => "unknown",
+            };
+            if ours != theirs {
+                wrong.push(format!(
+                    "{version} {name}: pykickstart {theirs}, nodeimg {ours}"
+                ));
+            }
+            if let Some(notation) = spec_notation(version, name) {
+                let mut ours = Spec::parse(&notation).option_names();
+                ours.sort();
+                let theirs: Vec<String> =
+                    serde_json::from_value(info["options"].clone()).unwrap_or_default();
+                if ours != theirs {
+                    wrong.push(format!(
+                        "{version} {name} options:\n  pykickstart {theirs:?}\n  nodeimg     {ours:?}"
+                    ));
+                }
+            }
+        }
+        // Nothing we know is unknown to pykickstart.
+        for name in [
+            "text",
+            "part",
+            "rootpw",
+            "bootc",
+            "rdp",
+            "stratisfs",
+            "rhsm",
+        ] {
+            if command_status(version, name) != Status::Unknown && !commands.contains_key(name) {
+                wrong.push(format!(
+                    "{version} {name}: nodeimg knows it, pykickstart does not"
+                ));
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }

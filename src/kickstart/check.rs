@@ -81,7 +81,21 @@ pub fn check(path: &Path, version: Option<Version>, policy: Policy) -> Report {
     if policy == Policy::Node {
         checker.node(&ks);
     }
-    let findings = checker.findings;
+    let mut findings = checker.findings;
+    // In reading order: by file, then line; a file's own findings after its lines.
+    let position = |f: &Finding| match &f.origin {
+        Some(o) => (
+            source
+                .files
+                .iter()
+                .position(|p| *p == o.file)
+                .unwrap_or(usize::MAX),
+            o.line == 0,
+            o.line,
+        ),
+        None => (usize::MAX, true, 0),
+    };
+    findings.sort_by_key(position);
     let errors = findings
         .iter()
         .filter(|f| f.severity == Severity::Error)

@@ -376,7 +376,7 @@ pub fn spec_notation(version: Version, command: &str) -> Option<String> {
         }
         "ignoredisk" => "--drives= --only-use=".to_owned(),
         "part" | "partition" => {
-            let hw = if version.fedora_since(46) {
+            let hw = if version.fedora_since(41) {
                 " --hw-passphrase="
             } else {
                 ""
@@ -394,7 +394,7 @@ pub fn spec_notation(version: Version, command: &str) -> Option<String> {
             } else {
                 " --hibernation"
             };
-            let hw = if version.fedora_since(46) {
+            let hw = if version.fedora_since(41) {
                 " --hw-passphrase="
             } else {
                 ""

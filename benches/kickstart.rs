@@ -1,0 +1,110 @@
+//! Checking 100 kickstarts: `nodeimg check` against pykickstart's `ksvalidator` (the
+//! venv's), whole-process wall time, in one run. The kickstarts are variations of the
+//! Node's and of a Fedora-spin-shaped one, a fifth of them broken (unknown commands,
+//! bad options, a missing %end), so both tools take their error paths too.
+//!
+//! * ksvalidator: one process for all 100 files (its fastest use), `-v RHEL9`;
+//! * nodeimg: one process for all 100 files, and 100 processes (one per file, as a
+//!   build runs it).
+//!
+//! Each is run 5 times; the fastest run is reported with the peak RSS. Run:
+//! `cargo bench --bench kickstart` (after `scripts/setup.sh`).
+
+mod common;
+
+use std::fs;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::timed_any_status as timed_any;
+
+const ROUNDS: usize = 5;
+
+fn main() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let nodeimg = PathBuf::from(env!("CARGO_BIN_EXE_nodeimg"));
+    let ksvalidator = root.join(".venv/bin/ksvalidator");
+    assert!(
+        ksvalidator.is_file(),
+        "{} is missing: run scripts/setup.sh",
+        ksvalidator.display()
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let node = fs::read_to_string(root.join("kickstarts/ovirt-node-ng-image.ks")).unwrap();
+    let spin = node
+        .replace("selinux --enforcing", "selinux --enforcing\nfirewall --enabled --service=mdns\nservices --enabled=NetworkManager --disabled=sshd")
+        .replace("%packages --excludedocs", "%packages --excludedocs\n@^workstation-product-environment\n-@dial-up");
+    let breakages = [
+        "TEXT\n",
+        "part /home --size=abc\n",
+        "bootloader --location=foo\n",
+        "%post\necho unterminated\n",
+        "user --groups=wheel\n",
+    ];
+    let mut files = Vec::new();
+    for i in 0..100 {
+        let base = if i % 2 == 0 { &node } else { &spin };
+        let mut text = base.replace(
+            "timezone --utc Etc/UTC",
+            &format!("timezone --utc Etc/GMT+{}", i % 12),
+        );
+        if i % 5 == 0 {
+            text.push_str(breakages[(i / 5) % breakages.len()]);
+        }
+        let path = dir.path().join(format!("ks-{i:03}.ks"));
+        fs::write(&path, text).unwrap();
+        files.push(path);
+    }
+
+    let best =
+        |mut make: Box<dyn FnMut() -> (Duration, u64)>| (0..ROUNDS).map(|_| make()).min().unwrap();
+    let ksv = best(Box::new(|| {
+        timed_any(
+            Command::new(&ksvalidator)
+                .args(["-v", "RHEL9"])
+                .args(&files),
+        )
+    }));
+    let ours_one = best(Box::new(|| {
+        timed_any(
+            Command::new(&nodeimg)
+                .args(["check", "--ks-version", "RHEL9"])
+                .args(&files),
+        )
+    }));
+    let ours_each = best(Box::new(|| {
+        let started = Instant::now();
+        let mut peak = 0;
+        for file in &files {
+            let (_, rss) = timed_any(
+                Command::new(&nodeimg)
+                    .args(["check", "--ks-version", "RHEL9"])
+                    .arg(file),
+            );
+            peak = peak.max(rss);
+        }
+        (started.elapsed(), peak)
+    }));
+    println!(
+        "{:<38} {:>10} {:>10}",
+        "checking 100 kickstarts", "seconds", "peak RSS"
+    );
+    for (name, (elapsed, peak)) in [
+        ("ksvalidator -v RHEL9 (one process)", ksv),
+        ("nodeimg check (one process)", ours_one),
+        ("nodeimg check (a process per file)", ours_each),
+    ] {
+        println!(
+            "{:<38} {:>10.3} {:>6} MiB",
+            name,
+            elapsed.as_secs_f64(),
+            peak / 1024
+        );
+    }
+    println!(
+        "ksvalidator / nodeimg: {:.0}x (one process), {:.0}x (a process per file)",
+        ksv.0.as_secs_f64() / ours_one.0.as_secs_f64(),
+        ksv.0.as_secs_f64() / ours_each.0.as_secs_f64()
+    );
+}

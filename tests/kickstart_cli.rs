@@ -1,0 +1,273 @@
+//! `nodeimg check` and `nodeimg flatten` on kickstarts with includes, runtime includes,
+//! cycles, the Node's policy and the traps pykickstart is silent about.
+
+use std::fs;
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn nodeimg(cwd: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_nodeimg"))
+        .current_dir(cwd)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn json(out: &Output) -> serde_json::Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(out)))
+}
+
+const NODE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/kickstarts/ovirt-node-ng-image.ks"
+);
+
+#[test]
+fn the_node_kickstart_meets_the_node_policy() {
+    let out = nodeimg(
+        Path::new("/"),
+        &["check", "--policy", "node", "--strict", NODE],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(text(&out).contains("0 errors, 0 warnings (RHEL9 syntax from #version="));
+}
+
+#[test]
+fn findings_in_included_files_name_those_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    fs::create_dir(d.join("parts")).unwrap();
+    fs::write(
+        d.join("top.ks"),
+        "#version=RHEL9\n# the base\nlang en_US.UTF-8\n%include parts/disk.ks\n%ksappend parts/extra.ks\ntimezone UTC\n",
+    )
+    .unwrap();
+    fs::write(d.join("parts/disk.ks"), "zerombr\npart / --size=abc\n").unwrap();
+    fs::write(d.join("parts/extra.ks"), "selinux --bogus\n").unwrap();
+    // Run from elsewhere: the include resolves from the including file's directory.
+    let out = nodeimg(
+        Path::new("/"),
+        &[
+            "check",
+            "--format",
+            "json",
+            d.join("top.ks").to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    let report = json(&out);
+    let syntax: Vec<(String, u64, String)> = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["group"] == "syntax")
+        .map(|f| {
+            (
+                f["origin"]["file"].as_str().unwrap().to_owned(),
+                f["origin"]["line"].as_u64().unwrap(),
+                f["message"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        syntax,
+        [
+            (
+                d.join("parts/disk.ks").display().to_string(),
+                2,
+                "argument --size: invalid int value: 'abc'".to_owned()
+            ),
+            (
+                d.join("parts/extra.ks").display().to_string(),
+                1,
+                "unrecognized arguments: --bogus".to_owned()
+            ),
+        ]
+    );
+    assert_eq!(report["version"]["version"], "RHEL9");
+
+    // Flattening keeps order and comments, and marks each spliced region.
+    let out = nodeimg(d, &["flatten", "top.ks"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let flat = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = flat.lines().collect();
+    assert_eq!(lines[0], "#version=RHEL9");
+    assert_eq!(lines[1], "# the base");
+    assert!(
+        lines[3].starts_with(
+            "# nodeimg flatten: %include parts/disk.ks (top.ks:4) spliced from parts/disk.ks"
+        ),
+        "{flat}"
+    );
+    assert_eq!(lines[4..6], ["zerombr", "part / --size=abc"]);
+    assert_eq!(lines[6], "# nodeimg flatten: end of parts/disk.ks");
+    assert!(lines[7].contains("%ksappend parts/extra.ks"), "{flat}");
+    assert_eq!(lines[8], "selinux --bogus");
+    assert_eq!(lines.last(), Some(&"timezone UTC"));
+    // To a file: written whole, and not replaced without --force.
+    let out = nodeimg(d, &["flatten", "top.ks", "-o", "flat.ks"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(fs::read_to_string(d.join("flat.ks")).unwrap(), flat);
+    let again = nodeimg(d, &["flatten", "top.ks", "-o", "flat.ks"]);
+    assert_eq!(again.status.code(), Some(1));
+    assert!(text(&again).contains("--force"));
+}
+
+#[test]
+fn runtime_includes_missing_files_and_cycles() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    fs::write(
+        d.join("runtime.ks"),
+        "%pre\necho 'part / --size=5120' > /tmp/part-include\n%end\n%include /tmp/part-include\nlang en_US\n",
+    )
+    .unwrap();
+    let out = nodeimg(d, &["check", "--format", "json", "runtime.ks"]);
+    let report = json(&out);
+    let runtime: Vec<&serde_json::Value> = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["rule"] == "runtime-include")
+        .collect();
+    assert_eq!(runtime.len(), 1, "{report:#}");
+    assert_eq!(runtime[0]["severity"], "info");
+    assert_eq!(runtime[0]["origin"]["line"], 4);
+    let out = nodeimg(d, &["flatten", "runtime.ks"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout)
+            .contains("resolved at install time\n%include /tmp/part-include\n")
+    );
+
+    fs::write(d.join("missing.ks"), "lang en_US\n%include nowhere.ks\n").unwrap();
+    let out = nodeimg(d, &["check", "missing.ks"]);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(
+        text(&out).contains("missing.ks:2: error: %include nowhere.ks: no such file"),
+        "{}",
+        text(&out)
+    );
+    let out = nodeimg(d, &["flatten", "missing.ks"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out).contains("missing.ks:2"), "{}", text(&out));
+
+    fs::write(d.join("a.ks"), "lang en_US\n%include b.ks\n").unwrap();
+    fs::write(d.join("b.ks"), "%include a.ks\n").unwrap();
+    let out = nodeimg(d, &["check", "a.ks"]);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(
+        text(&out).contains("b.ks:1: error: the includes form a cycle"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(nodeimg(d, &["flatten", "a.ks"]).status.code(), Some(1));
+}
+
+#[test]
+fn the_node_policy_names_what_a_node_image_needs() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let node = fs::read_to_string(NODE).unwrap();
+    let broken = node
+        .replace("rootpw --lock", "rootpw --plaintext node#1")
+        .replace(
+            "part / --size=5120 --fstype=ext4 --fsoptions=discard",
+            "part / --size=5120 --fstype=xfs\npart /var --size=1024",
+        )
+        .replace("poweroff", "reboot");
+    fs::write(d.join("node.ks"), &broken).unwrap();
+    let line_of = |needle: &str| broken.lines().position(|l| l.starts_with(needle)).unwrap() + 1;
+
+    let out = nodeimg(d, &["check", "--policy", "node", "node.ks"]);
+    assert_eq!(out.status.code(), Some(3));
+    let found = text(&out);
+    for expected in [
+        format!(
+            "node.ks:{}: warning: the '#' at column 24",
+            line_of("rootpw")
+        ),
+        format!(
+            "node.ks:{}: warning: a plaintext password",
+            line_of("rootpw")
+        ),
+        format!(
+            "node.ks:{}: error: the Node's root account is locked",
+            line_of("rootpw")
+        ),
+        format!(
+            "node.ks:{}: error: Filesystem images must use a single / part, not /var",
+            line_of("part /var")
+        ),
+        format!(
+            "node.ks:{}: error: the Node has exactly one partition",
+            line_of("part /var")
+        ),
+        "node.ks: error: the Node's build ends the install with poweroff".to_owned(),
+    ] {
+        assert!(found.contains(&expected), "{expected:?} not in:\n{found}");
+    }
+    // The generic policy leaves the Node's own rules out.
+    let out = nodeimg(d, &["check", "node.ks"]);
+    assert!(!text(&out).contains("the Node"), "{}", text(&out));
+}
+
+#[test]
+fn versions_strictness_and_bad_arguments() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let good = fs::read_to_string(NODE).unwrap();
+    // A deprecated option: a warning, so the check passes unless --strict.
+    fs::write(
+        d.join("dep.ks"),
+        good.replace("timezone --utc Etc/UTC", "timezone --isUtc Etc/UTC"),
+    )
+    .unwrap();
+    assert_eq!(nodeimg(d, &["check", "dep.ks"]).status.code(), Some(0));
+    let strict = nodeimg(d, &["check", "--strict", "dep.ks"]);
+    assert_eq!(strict.status.code(), Some(3));
+    assert!(text(&strict).contains("timezone --isUtc is deprecated in RHEL9"));
+    // RHEL10 removed it altogether.
+    let rhel10 = nodeimg(d, &["check", "--ks-version", "RHEL10", "dep.ks"]);
+    assert_eq!(rhel10.status.code(), Some(3));
+    assert!(
+        text(&rhel10).contains("unrecognized arguments: --isUtc"),
+        "{}",
+        text(&rhel10)
+    );
+    assert!(text(&rhel10).contains("RHEL10 syntax from --ks-version"));
+    // A #version= line nodeimg does not know.
+    fs::write(
+        d.join("old.ks"),
+        good.replacen("#version=RHEL9", "#version=RHEL7", 1),
+    )
+    .unwrap();
+    let old = nodeimg(d, &["check", "old.ks"]);
+    assert_eq!(old.status.code(), Some(3));
+    assert!(
+        text(&old).contains("old.ks:1: error: unknown kickstart version \"RHEL7\""),
+        "{}",
+        text(&old)
+    );
+    assert_eq!(
+        nodeimg(d, &["check", "--ks-version", "RHEL7", "dep.ks"])
+            .status
+            .code(),
+        Some(2)
+    );
+    let missing = nodeimg(d, &["check", "nothere.ks"]);
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(text(&missing).contains("nothere.ks: no such kickstart file"));
+    // Several files: one report each; the worst decides.
+    let both = nodeimg(d, &["check", "--format", "json", "dep.ks", "old.ks"]);
+    assert_eq!(both.status.code(), Some(3));
+    assert_eq!(json(&both).as_array().unwrap().len(), 2);
+}

@@ -44,6 +44,8 @@ pub struct Report {
     pub findings: Vec<Finding>,
     pub errors: usize,
     pub warnings: usize,
+    /// What the kickstart says, as typed values (passwords left out).
+    pub model: super::model::Model,
 }
 
 impl Report {
@@ -74,6 +76,7 @@ pub fn check(path: &Path, version: Option<Version>, policy: Policy) -> Report {
         findings,
         parsed: Vec::new(),
     };
+    let model = super::model::build(&ks, version);
     checker.syntax(&ks);
     checker.traps(&ks);
     checker.unattended(&ks);
@@ -114,6 +117,7 @@ pub fn check(path: &Path, version: Option<Version>, policy: Policy) -> Report {
         findings,
         errors,
         warnings,
+        model,
     }
 }
 

@@ -5,6 +5,7 @@
 pub mod check;
 pub mod flatten;
 pub mod lexer;
+pub mod model;
 pub mod options;
 pub mod parser;
 pub mod source;

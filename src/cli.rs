@@ -90,6 +90,11 @@ pub struct CheckArgs {
     #[arg(long, value_enum, default_value_t = crate::kickstart::check::Policy::Generic)]
     pub policy: crate::kickstart::check::Policy,
 
+    /// The livemedia-creator build whose rules apply: no-virt (--no-virt
+    /// --make-fsimage, as nodeimg runs it), virt, iso, or off (not an lmc build).
+    #[arg(long, value_enum, default_value_t = crate::kickstart::check::LmcMode::NoVirt)]
+    pub lmc: crate::kickstart::check::LmcMode,
+
     /// The syntax version: RHEL9, RHEL10, F40 … F46 (DEVEL). Default: the file's
     /// #version= line, else RHEL9.
     #[arg(long, value_name = "V")]
@@ -467,7 +472,7 @@ fn check_cmd(args: CheckArgs) -> Result<ExitCode> {
             "{}: no such kickstart file",
             kickstart.display()
         );
-        let report = check::check(kickstart, args.ks_version, args.policy);
+        let report = check::check(kickstart, args.ks_version, args.policy, args.lmc);
         if let Some(unreadable) = report
             .findings
             .iter()

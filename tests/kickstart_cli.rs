@@ -271,3 +271,57 @@ fn versions_strictness_and_bad_arguments() {
     assert_eq!(both.status.code(), Some(3));
     assert_eq!(json(&both).as_array().unwrap().len(), 2);
 }
+
+#[test]
+fn livemedia_creator_rules_follow_the_mode() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    fs::write(
+        d.join("install.ks"),
+        "text\nreboot\nurl --url=http://mirror.example.org/os/\nlang en_US\nkeyboard us\ntimezone UTC\nrootpw --lock\nautopart\n%packages\n@core\n%end\n",
+    )
+    .unwrap();
+    let lmc_messages = |mode: &str| -> Vec<String> {
+        let out = nodeimg(
+            d,
+            &["check", "--format", "json", "--lmc", mode, "install.ks"],
+        );
+        json(&out)["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| f["group"] == "lmc")
+            .map(|f| f["message"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let no_virt = lmc_messages("no-virt");
+    assert!(
+        no_virt.iter().any(|m| m.contains("display mode (text)")),
+        "{no_virt:?}"
+    );
+    assert!(
+        no_virt.iter().any(|m| m.contains("needs a network line")),
+        "{no_virt:?}"
+    );
+    assert!(
+        no_virt.iter().any(|m| m.contains("not autopart")),
+        "{no_virt:?}"
+    );
+    assert!(
+        !no_virt.iter().any(|m| m.contains("shutdown")),
+        "{no_virt:?}"
+    );
+    let virt = lmc_messages("virt");
+    assert!(
+        virt.iter().any(|m| m.contains("must include shutdown")),
+        "{virt:?}"
+    );
+    let iso = lmc_messages("iso");
+    assert!(
+        iso.iter()
+            .any(|m| m.contains("dracut-live package is missing")),
+        "{iso:?}"
+    );
+    assert!(!iso.iter().any(|m| m.contains("not autopart")), "{iso:?}");
+    assert!(lmc_messages("off").is_empty());
+}

@@ -29,6 +29,21 @@ pub enum Policy {
     Node,
 }
 
+/// The livemedia-creator build the kickstart is for: its rules differ by mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum LmcMode {
+    /// `--no-virt --make-fsimage`, as nodeimg runs it: a single /, source from url,
+    /// nfs or ostreesetup.
+    NoVirt,
+    /// `--make-fsimage` in a VM: a single /, and the install must end with shutdown.
+    Virt,
+    /// `--make-iso`: dracut-live in %packages, and shutdown (a VM install).
+    Iso,
+    /// Not a livemedia-creator build (the dnf backend): skip its rules.
+    Off,
+}
+
 /// Where the version came from.
 #[derive(Debug, Clone, Serialize)]
 pub struct VersionChoice {
@@ -41,6 +56,7 @@ pub struct Report {
     pub kickstart: String,
     pub version: VersionChoice,
     pub policy: Policy,
+    pub lmc: LmcMode,
     pub findings: Vec<Finding>,
     pub errors: usize,
     pub warnings: usize,
@@ -56,7 +72,7 @@ impl Report {
 }
 
 /// Load, parse and check `path`. `version` overrides a `#version=` line.
-pub fn check(path: &Path, version: Option<Version>, policy: Policy) -> Report {
+pub fn check(path: &Path, version: Option<Version>, policy: Policy, lmc: LmcMode) -> Report {
     let source = source::load(path);
     let ks = parser::parse(&source);
     let mut findings = ks.findings.clone();
@@ -80,7 +96,9 @@ pub fn check(path: &Path, version: Option<Version>, policy: Policy) -> Report {
     checker.syntax(&ks);
     checker.traps(&ks);
     checker.unattended(&ks);
-    checker.livemedia(&ks);
+    if lmc != LmcMode::Off {
+        checker.livemedia(&ks, lmc);
+    }
     if policy == Policy::Node {
         checker.node(&ks);
     }
@@ -114,6 +132,7 @@ pub fn check(path: &Path, version: Option<Version>, policy: Policy) -> Report {
             from,
         },
         policy,
+        lmc,
         findings,
         errors,
         warnings,
@@ -626,7 +645,38 @@ impl Checker {
         self.findings.extend(findings);
     }
 
-    fn livemedia(&mut self, ks: &Kickstart) {
+    fn livemedia(&mut self, ks: &Kickstart, mode: LmcMode) {
+        let file = ks
+            .commands()
+            .next()
+            .map(|c| Origin::new(c.origin.file.clone(), 0));
+        if mode != LmcMode::NoVirt
+            && ks.command("shutdown").is_none()
+            && ks.command("poweroff").is_none()
+            && let Some(origin) = &file
+        {
+            self.error(
+                origin,
+                Rule::Livemedia,
+                "The kickstart must include shutdown (or poweroff) when using virt installation"
+                    .to_owned(),
+            );
+        }
+        if mode == LmcMode::Iso {
+            let dracut_live = ks
+                .sections()
+                .filter(|s| s.name == "%packages")
+                .flat_map(|s| &s.body)
+                .any(|l| l.text.split('#').next().unwrap_or("").trim() == "dracut-live");
+            if !dracut_live && let Some(origin) = &file {
+                self.error(
+                    origin,
+                    Rule::Livemedia,
+                    "dracut-live package is missing from the kickstart (a live ISO boots with it)"
+                        .to_owned(),
+                );
+            }
+        }
         for name in ["text", "cmdline", "graphical"] {
             for command in ks.command_all(name) {
                 self.error(
@@ -663,7 +713,8 @@ impl Checker {
                 );
             }
         }
-        if !has("url")
+        if mode == LmcMode::NoVirt
+            && !has("url")
             && !has("nfs")
             && !has("ostreesetup")
             && let Some(first) = ks.commands().next()
@@ -674,6 +725,9 @@ impl Checker {
                 Rule::Livemedia,
                 "livemedia-creator --no-virt installs only from url, nfs or ostreesetup".to_owned(),
             );
+        }
+        if mode == LmcMode::Iso {
+            return;
         }
         // A filesystem image holds one filesystem: / (swap is allowed and ignored).
         if let Some(autopart) = ks.command("autopart") {

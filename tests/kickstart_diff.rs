@@ -249,6 +249,7 @@ fn corpus() -> Vec<(String, String)> {
         ),
         ("heredoc-end", "%post\ncat > /x << EOF\n%end\nEOF\n%end"),
         ("end-alone", "%end"),
+        ("ksappend-missing", "%ksappend nowhere.ks"),
     ];
     for (name, line) in append {
         out.push((name.to_string(), format!("{MINIMAL}{line}\n")));

@@ -24,7 +24,7 @@ pub fn flatten(path: &Path) -> Result<String, Vec<Finding>> {
     let mut out = String::new();
     for line in &source.lines {
         match &line.kind {
-            LineKind::Plain => out.push_str(&line.text),
+            LineKind::Plain | LineKind::Unresolved => out.push_str(&line.text),
             LineKind::IncludeStart { resolved } => out.push_str(&format!(
                 "# nodeimg flatten: {} ({}) spliced from {} --- begin",
                 line.text.trim(),

@@ -36,6 +36,8 @@ pub enum LineKind {
     },
     /// An `%include` that the install itself provides, left as it is.
     RuntimeInclude,
+    /// An `%include` or `%ksappend` that could not be followed (reported as such).
+    Unresolved,
 }
 
 /// The kickstart with its includes spliced in, and what went wrong reading it.
@@ -176,7 +178,7 @@ fn splice(
         source.lines.push(Line {
             origin,
             text: text.to_owned(),
-            kind: LineKind::Plain,
+            kind: LineKind::Unresolved,
         });
         return;
     };
@@ -230,7 +232,7 @@ fn splice(
         source.lines.push(Line {
             origin,
             text: text.to_owned(),
-            kind: LineKind::Plain,
+            kind: LineKind::Unresolved,
         });
         return;
     }

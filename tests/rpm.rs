@@ -228,6 +228,52 @@ fn the_update_rpm_is_what_rpm_and_rpmbuild_make_of_the_spec() {
         cpio,
         "the payloads differ"
     );
+    assert_same_headers(&rpm, &built);
+}
+
+/// Every main-header tag of the two packages, compared with the rpm crate. Only what
+/// names the builder may differ: BUILDHOST and RPMVERSION, and the tags rpmbuild adds
+/// about its own build (PLATFORM, OPTFLAGS, the changelog-less cookie).
+fn assert_same_headers(ours: &Path, theirs: &Path) {
+    use rpm::IndexTag;
+    let builder_tags = [
+        IndexTag::RPMTAG_BUILDHOST as u32,
+        IndexTag::RPMTAG_RPMVERSION as u32,
+        IndexTag::RPMTAG_PLATFORM as u32,
+        IndexTag::RPMTAG_OPTFLAGS as u32,
+        IndexTag::RPMTAG_COOKIE as u32,
+        // The region trailer's offset follows the header's size, which BUILDHOST changes.
+        IndexTag::RPMTAG_HEADERIMMUTABLE as u32,
+    ];
+    let entries = |path: &Path| -> std::collections::BTreeMap<u32, String> {
+        rpm::PackageMetadata::open(path)
+            .unwrap()
+            .header
+            .get_all_entries()
+            .unwrap()
+            .into_iter()
+            .filter(|(tag, _)| !builder_tags.contains(tag))
+            .map(|(tag, data)| (tag, format!("{data:?}")))
+            .collect()
+    };
+    let ours = entries(ours);
+    let theirs = entries(theirs);
+    assert!(ours.len() > 45, "only {} tags compared", ours.len());
+    let mut differences = Vec::new();
+    for tag in ours
+        .keys()
+        .chain(theirs.keys())
+        .collect::<std::collections::BTreeSet<_>>()
+    {
+        if ours.get(tag) != theirs.get(tag) {
+            differences.push(format!(
+                "tag {tag}:\n  nodeimg  {:?}\n  rpmbuild {:?}",
+                ours.get(tag),
+                theirs.get(tag)
+            ));
+        }
+    }
+    assert!(differences.is_empty(), "{}", differences.join("\n"));
 }
 
 #[test]

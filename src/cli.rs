@@ -50,6 +50,7 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    Build(BuildArgs),
     Doctor(DoctorArgs),
     #[command(subcommand)]
     Liveimg(LiveimgCommand),
@@ -58,6 +59,107 @@ pub enum Command {
     Inspect(InspectArgs),
     #[command(subcommand)]
     Rpm(RpmCommand),
+}
+
+/// Build the Node image and its update RPM from a kickstart.
+///
+/// Checks the kickstart (and stops on errors, before anything is installed), flattens
+/// it, installs it, packs the root filesystem as the liveimg, inspects it as imgbased
+/// would, and writes the update RPM. OUTDIR receives NAME-V-R.ARCH.liveimg.squashfs, the
+/// update RPM, NAME.ks (the flattened kickstart), NAME.manifest-rpm,
+/// NAME.unsigned-rpms, build.json (inputs, tool versions, stage timings, outputs) and
+/// CHECKSUMS.sha256, only when the whole build succeeded; logs/ holds nodeimg's log
+/// either way. V-R default to the placeholder's in the image.
+///
+/// The installer backends (livemedia-creator, native dnf) are not part of this nodeimg
+/// yet: --from-result takes the root filesystem of an earlier install (an fsimage,
+/// a disk image or an installed tree), as livemedia-creator's own image reuse does.
+#[derive(Debug, Args)]
+#[command(
+    disable_version_flag = true,
+    after_help = "\
+Example:
+  nodeimg build kickstarts/ovirt-node-ng-image.ks --from-result fsimage:lmc/root.img -o out/
+  SOURCE_DATE_EPOCH=1764028800 nodeimg build node.ks --from-result dir:/var/tmp/root \\
+    --compression zstd -o out/ && (cd out && sha256sum -c CHECKSUMS.sha256)"
+)]
+pub struct BuildArgs {
+    /// The kickstart.
+    #[arg(value_name = "KS")]
+    pub kickstart: PathBuf,
+
+    /// The artifacts directory.
+    #[arg(short, long, value_name = "OUTDIR")]
+    pub output: PathBuf,
+
+    /// The installer.
+    #[arg(long, value_enum, default_value_t = crate::build::Backend::Auto)]
+    pub backend: crate::build::Backend,
+
+    /// Skip the install and use an earlier installer result: fsimage:PATH,
+    /// disk:PATH[:PARTNUM] or dir:PATH.
+    #[arg(long, value_name = "SOURCE")]
+    pub from_result: Option<liveimg::Source>,
+
+    /// Base of the artifact names.
+    #[arg(long, default_value = "ovirt-node-ng-image")]
+    pub name: String,
+
+    /// The version of the image and the update RPM (default: the placeholder's).
+    #[arg(long, requires = "release", value_name = "V")]
+    pub version: Option<String>,
+
+    /// The release (default: the placeholder's).
+    #[arg(long, requires = "version", value_name = "R")]
+    pub release: Option<String>,
+
+    /// Architecture of the image.
+    #[arg(long, default_value = std::env::consts::ARCH)]
+    pub arch: String,
+
+    /// The kickstart syntax version (default: its #version= line, else RHEL9).
+    #[arg(long, value_name = "V")]
+    pub ks_version: Option<crate::kickstart::version::Version>,
+
+    /// Which kickstart rules must hold besides syntax and completeness.
+    #[arg(long, value_enum, default_value_t = crate::kickstart::check::Policy::Node)]
+    pub policy: crate::kickstart::check::Policy,
+
+    /// squashfs compressor.
+    #[arg(long, value_enum, default_value_t = liveimg::Compression::Xz)]
+    pub compression: liveimg::Compression,
+
+    /// Compression level (zstd 1-22, gzip 1-9).
+    #[arg(long)]
+    pub level: Option<u32>,
+
+    /// xz branch filter; auto uses x86 for x86_64 images, as lorax does.
+    #[arg(long, value_enum, default_value_t = liveimg::Bcj::Auto)]
+    pub bcj: liveimg::Bcj,
+
+    /// Label of rootfs.img.
+    #[arg(long, default_value = liveimg::DEFAULT_LABEL)]
+    pub label: String,
+
+    /// The lowest imgbased version the update RPM requires.
+    #[arg(long, default_value = update::DEFAULT_IMGBASED, value_name = "V")]
+    pub imgbased: String,
+
+    /// Pin timestamps for reproducible artifacts.
+    #[arg(long, env = "SOURCE_DATE_EPOCH", value_name = "SECONDS")]
+    pub source_date_epoch: Option<u64>,
+
+    /// Scratch space (rootfs.img copies, rpmdb copies).
+    #[arg(long, env = WORKDIR_ENV, default_value = DEFAULT_WORKDIR, value_name = "DIR")]
+    pub workdir: PathBuf,
+
+    /// Keep the installer's work directory after the build.
+    #[arg(long)]
+    pub keep_workdir: bool,
+
+    /// Output format of the summary (on stdout).
+    #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
+    pub format: ReportFormat,
 }
 
 /// Say whether a kickstart will install unattended and meets the Node's rules.
@@ -452,6 +554,7 @@ pub fn main() -> ExitCode {
 
 fn run(command: Command) -> Result<ExitCode> {
     match command {
+        Command::Build(args) => build_cmd(args),
         Command::Doctor(args) => doctor_cmd(args),
         Command::Liveimg(LiveimgCommand::Pack(args)) => pack_cmd(args),
         Command::Check(args) => check_cmd(args),
@@ -461,6 +564,47 @@ fn run(command: Command) -> Result<ExitCode> {
         Command::Rpm(RpmCommand::Placeholder(args)) => rpm_placeholder_cmd(args),
         Command::Rpm(RpmCommand::Spec(args)) => rpm_spec_cmd(args),
     }
+}
+
+fn build_cmd(args: BuildArgs) -> Result<ExitCode> {
+    let options = crate::build::BuildOptions {
+        kickstart: args.kickstart,
+        outdir: args.output,
+        backend: args.backend,
+        from_result: args.from_result,
+        name: args.name,
+        version: args.version,
+        release: args.release,
+        arch: args.arch.clone(),
+        ks_version: args.ks_version,
+        policy: args.policy,
+        squashfs: liveimg::SquashfsOptions {
+            compression: args.compression,
+            level: args.level,
+            bcj: args.bcj,
+            arch: args.arch,
+        },
+        label: args.label,
+        workdir: args.workdir,
+        keep_workdir: args.keep_workdir,
+        source_date_epoch: args.source_date_epoch,
+        imgbased: args.imgbased,
+    };
+    crate::package::writer::validate_name(&options.name)?;
+    let record = crate::build::build(&options)?;
+    match args.format {
+        ReportFormat::Text => {
+            for output in &record.outputs {
+                println!(
+                    "{}  {}",
+                    units::human(output.bytes),
+                    options.outdir.join(&output.file).display()
+                );
+            }
+        }
+        ReportFormat::Json => println!("{}", serde_json::to_string_pretty(&record)?),
+    }
+    Ok(ExitCode::from(exit::SUCCESS))
 }
 
 fn check_cmd(args: CheckArgs) -> Result<ExitCode> {

@@ -266,6 +266,14 @@ pub fn examine(workdir: &Path) -> Result<Report> {
     })
 }
 
+/// The version of one of the tools in [`TOOLS`], when it is installed and says one.
+pub fn tool_version(name: &str) -> Option<String> {
+    TOOLS
+        .iter()
+        .find(|t| t.name == name)
+        .and_then(|tool| examine_tool(tool).version)
+}
+
 fn examine_tool(tool: &Tool) -> ToolReport {
     let mut report = ToolReport {
         name: tool.name,

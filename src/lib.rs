@@ -4,6 +4,7 @@
 //! project; this crate holds the stages, the binary only parses arguments.
 
 pub mod artifacts;
+pub mod build;
 pub mod cli;
 pub mod doctor;
 pub mod exit;

@@ -1,0 +1,441 @@
+//! `nodeimg build`: the one place that knows the order of the stages.
+//!
+//! check the kickstart (stop on errors) → flatten → install → liveimg → inspect →
+//! update RPM → the artifacts directory. Everything is made in a staging directory
+//! inside OUTDIR and moved into place only when the whole build succeeded, so a
+//! failed or interrupted build leaves no finished-looking artifact; its logs are kept
+//! under `OUTDIR/logs/` either way.
+
+use std::fs;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, Result, bail, ensure};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::kickstart::check::{self, LmcMode, Policy};
+use crate::kickstart::version::Version;
+use crate::kickstart::{Severity, flatten};
+use crate::liveimg::{self, SquashfsOptions};
+use crate::package::{update, writer};
+use crate::{doctor, image, logging, sys};
+
+/// Which installer makes the root filesystem.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    /// livemedia-creator when present, else the native dnf installer.
+    Auto,
+    /// livemedia-creator --no-virt --make-fsimage.
+    Lmc,
+    /// The native dnf installer.
+    Dnf,
+}
+
+#[derive(Debug, Clone)]
+pub struct BuildOptions {
+    pub kickstart: PathBuf,
+    pub outdir: PathBuf,
+    pub backend: Backend,
+    /// Skip the install: take the root filesystem from an earlier installer result.
+    pub from_result: Option<liveimg::Source>,
+    /// Base of the artifact names.
+    pub name: String,
+    pub version: Option<String>,
+    pub release: Option<String>,
+    pub arch: String,
+    pub ks_version: Option<Version>,
+    pub policy: Policy,
+    pub squashfs: SquashfsOptions,
+    pub label: String,
+    pub workdir: PathBuf,
+    pub keep_workdir: bool,
+    pub source_date_epoch: Option<u64>,
+    pub imgbased: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Stage {
+    pub name: &'static str,
+    pub seconds: f64,
+    pub detail: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Output {
+    pub file: String,
+    pub bytes: u64,
+    pub sha256: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Input {
+    pub kickstart: String,
+    /// SHA-256 of the flattened kickstart: the one the installer reads.
+    pub kickstart_sha256: String,
+    pub ks_version: String,
+    pub from_result: Option<String>,
+    pub backend: String,
+    pub options: serde_json::Value,
+    pub tools: serde_json::Value,
+}
+
+/// build.json.
+#[derive(Debug, Serialize)]
+pub struct BuildRecord {
+    pub nodeimg: &'static str,
+    pub name: String,
+    pub version: String,
+    pub release: String,
+    pub arch: String,
+    pub nvr: Option<String>,
+    pub started: u64,
+    pub finished: u64,
+    pub input: Input,
+    pub stages: Vec<Stage>,
+    pub outputs: Vec<Output>,
+    pub packages: Vec<String>,
+}
+
+/// Runs the stages, timing each and saying so.
+struct Stages {
+    done: Vec<Stage>,
+}
+
+impl Stages {
+    fn run<T>(&mut self, name: &'static str, f: impl FnOnce() -> Result<(T, String)>) -> Result<T> {
+        tracing::info!(stage = name, "{name}: started");
+        let started = Instant::now();
+        let (value, detail) = f().with_context(|| format!("stage {name} failed"))?;
+        let seconds = started.elapsed().as_secs_f64();
+        tracing::info!(
+            stage = name,
+            seconds = format!("{seconds:.1}"),
+            "{name}: done in {seconds:.1} s{}{detail}",
+            if detail.is_empty() { "" } else { ": " }
+        );
+        self.done.push(Stage {
+            name,
+            seconds,
+            detail,
+        });
+        Ok(value)
+    }
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Build. Returns the record written as build.json.
+pub fn build(options: &BuildOptions) -> Result<BuildRecord> {
+    let started_at = now();
+    fs::create_dir_all(&options.outdir)
+        .with_context(|| format!("creating {}", options.outdir.display()))?;
+    let logs = options.outdir.join("logs");
+    fs::create_dir_all(&logs).with_context(|| format!("creating {}", logs.display()))?;
+    let log = logs.join("nodeimg.log");
+    // A new build starts a new log.
+    let _ = fs::remove_file(&log);
+    logging::open_build_log(&log)?;
+    let result = run(options, started_at);
+    if let Err(err) = &result {
+        tracing::error!("build failed: {err:#}");
+    }
+    logging::close_build_log();
+    result
+}
+
+fn run(options: &BuildOptions, started_at: u64) -> Result<BuildRecord> {
+    let stage_dir = tempfile::Builder::new()
+        .prefix(".nodeimg-build-")
+        .tempdir_in(&options.outdir)
+        .with_context(|| {
+            format!(
+                "creating a staging directory in {}",
+                options.outdir.display()
+            )
+        })?;
+    let staging = stage_dir.path();
+    let mut stages = Stages { done: Vec::new() };
+
+    let report = stages.run("check", || {
+        let report = check::check(&options.kickstart, options.ks_version, options.policy, LmcMode::NoVirt);
+        for finding in report.findings.iter().filter(|f| f.severity >= Severity::Warning) {
+            match finding.severity {
+                Severity::Error => tracing::error!("{finding}"),
+                _ => tracing::warn!("{finding}"),
+            }
+        }
+        if report.errors > 0 {
+            bail!(
+                "{}: {} error(s) in the kickstart (listed above; `nodeimg check {}` shows them again); nothing was installed",
+                options.kickstart.display(),
+                report.errors,
+                options.kickstart.display()
+            );
+        }
+        let detail = format!("{} syntax, {} warning(s)", report.version.version, report.warnings);
+        Ok((report, detail))
+    })?;
+
+    let flat_name = format!("{}.ks", options.name);
+    let flat_sha = stages.run("flatten", || {
+        let text = flatten::flatten(&options.kickstart).map_err(|findings| {
+            anyhow::anyhow!(
+                "{}",
+                findings
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            )
+        })?;
+        fs::write(staging.join(&flat_name), &text)
+            .with_context(|| format!("writing {flat_name}"))?;
+        Ok((
+            hex::encode(Sha256::digest(text.as_bytes())),
+            flat_name.clone(),
+        ))
+    })?;
+
+    let source = stages.run("install", || match &options.from_result {
+        Some(source) => Ok((source.clone(), format!("skipped: using {source}"))),
+        None => {
+            let lmc = sys::cmd::which("livemedia-creator");
+            match (options.backend, lmc) {
+                (Backend::Auto | Backend::Lmc, Some(_)) => bail!(
+                    "the livemedia-creator backend is not part of this nodeimg yet (issue 6); \
+                     install with livemedia-creator yourself and pass --from-result fsimage:PATH"
+                ),
+                (Backend::Lmc, None) => bail!(
+                    "livemedia-creator is not installed (package lorax-lmc-novirt on Fedora/EL)"
+                ),
+                (Backend::Auto | Backend::Dnf, _) => bail!(
+                    "no installer backend here: livemedia-creator is not installed (package \
+                     lorax-lmc-novirt on Fedora/EL) and the native dnf backend is not part of \
+                     this nodeimg yet (issue 7); pass --from-result with an installed tree or \
+                     filesystem image"
+                ),
+            }
+        }
+    })?;
+
+    // The root filesystem's size comes from the kickstart's part / (MiB).
+    let root_size = report
+        .model
+        .root()
+        .and_then(|p| p.size)
+        .filter(|s| *s > 0)
+        .map(|mib| mib as u64 * (1 << 20));
+    let packed = staging.join("image.liveimg.squashfs");
+    let pack_report = stages.run("liveimg", || {
+        let pack_options = liveimg::PackOptions {
+            label: options.label.clone(),
+            size: match source {
+                liveimg::Source::Dir { .. } => root_size,
+                _ => None,
+            },
+            squashfs: options.squashfs.clone(),
+            source_date_epoch: options.source_date_epoch,
+            workdir: options.workdir.clone(),
+            overwrite: false,
+        };
+        let report = liveimg::pack(&source, &packed, &pack_options)?;
+        let detail = format!(
+            "{} ({})",
+            crate::units::human(report.output_bytes),
+            report.squashfs.compression
+        );
+        Ok((report, detail))
+    })?;
+
+    let inspection = stages.run("inspect", || {
+        let scratch = sys::temp_dir(&options.workdir, "nodeimg-inspect-")?;
+        let inspection = image::inspect(&packed, scratch.path())?;
+        ensure!(
+            inspection.problems.is_empty(),
+            "imgbased would refuse the image:\n  - {}",
+            inspection.problems.join("\n  - ")
+        );
+        let detail = format!(
+            "{} packages, NVR {}",
+            inspection.packages.len(),
+            inspection.nvr.as_deref().unwrap_or("none")
+        );
+        Ok((inspection, detail))
+    })?;
+
+    let (version, release) = match (&options.version, &options.release) {
+        (Some(v), Some(r)) => (v.clone(), r.clone()),
+        _ => {
+            let vr = inspection.placeholder.as_deref().with_context(|| {
+                format!(
+                    "the image has no {} installed, so it gives no version-release: install it in %post or pass --version and --release",
+                    image::PLACEHOLDER
+                )
+            })?;
+            let (v, r) = vr
+                .split_once('-')
+                .context("the placeholder's version-release")?;
+            (v.to_owned(), r.to_owned())
+        }
+    };
+    writer::validate_evr_part("version", &version)?;
+    writer::validate_evr_part("release", &release)?;
+    let image_name = format!(
+        "{}-{version}-{release}.{}.liveimg.squashfs",
+        options.name, options.arch
+    );
+    fs::rename(&packed, staging.join(&image_name)).context("naming the image")?;
+
+    let written = stages.run("rpm", || {
+        let package = update::Update {
+            version: version.clone(),
+            release: release.clone(),
+            image: staging.join(&image_name),
+            product_img: None,
+            imgbased: options.imgbased.clone(),
+        }
+        .package()?;
+        let mut info = writer::BuildInfo::from_env(None)?;
+        if let Some(epoch) = options.source_date_epoch {
+            info.build_time = u32::try_from(epoch).unwrap_or(u32::MAX);
+            info.clamp_mtime = Some(info.build_time);
+        }
+        let written = writer::write(&package, &info, staging, false)?;
+        let detail = written
+            .path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        Ok((written, detail))
+    })?;
+
+    let manifest_name = format!("{}.manifest-rpm", options.name);
+    let unsigned_name = format!("{}.unsigned-rpms", options.name);
+    let lines = |list: Vec<String>| list.iter().map(|l| format!("{l}\n")).collect::<String>();
+    fs::write(staging.join(&manifest_name), lines(inspection.manifest()))?;
+    fs::write(staging.join(&unsigned_name), lines(inspection.unsigned()))?;
+
+    let rpm_name = written
+        .path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let mut outputs = Vec::new();
+    for file in [
+        &image_name,
+        &rpm_name,
+        &flat_name,
+        &manifest_name,
+        &unsigned_name,
+    ] {
+        outputs.push(describe(staging, file)?);
+    }
+    let record = BuildRecord {
+        nodeimg: env!("CARGO_PKG_VERSION"),
+        name: options.name.clone(),
+        version,
+        release,
+        arch: options.arch.clone(),
+        nvr: inspection.nvr.clone(),
+        started: started_at,
+        finished: now(),
+        input: Input {
+            kickstart: options.kickstart.display().to_string(),
+            kickstart_sha256: flat_sha,
+            ks_version: report.version.version.clone(),
+            from_result: options.from_result.as_ref().map(ToString::to_string),
+            backend: match options.from_result {
+                Some(_) => "from-result".to_owned(),
+                None => format!("{:?}", options.backend).to_lowercase(),
+            },
+            options: serde_json::json!({
+                "compression": pack_report.squashfs.compression,
+                "level": pack_report.squashfs.level,
+                "label": options.label,
+                "rootfs_bytes": pack_report.filesystem_bytes,
+                "source_date_epoch": options.source_date_epoch,
+                "policy": options.policy,
+                "imgbased": options.imgbased,
+            }),
+            tools: tool_versions(),
+        },
+        stages: stages.done,
+        outputs,
+        packages: inspection.manifest(),
+    };
+    let record_json = serde_json::to_string_pretty(&record)? + "\n";
+    fs::write(staging.join("build.json"), &record_json)?;
+    let mut checksums = String::new();
+    for output in &record.outputs {
+        checksums.push_str(&format!("{}  {}\n", output.sha256, output.file));
+    }
+    checksums.push_str(&format!(
+        "{}  build.json\n",
+        hex::encode(Sha256::digest(record_json.as_bytes()))
+    ));
+    fs::write(staging.join("CHECKSUMS.sha256"), checksums)?;
+
+    // All made: move into place, CHECKSUMS last, so its presence means a whole build.
+    let mut names: Vec<&str> = record.outputs.iter().map(|o| o.file.as_str()).collect();
+    names.push("build.json");
+    names.push("CHECKSUMS.sha256");
+    for name in names {
+        let target = options.outdir.join(name);
+        fs::rename(staging.join(name), &target)
+            .with_context(|| format!("moving {name} into {}", options.outdir.display()))?;
+    }
+    if options.keep_workdir {
+        tracing::info!("--keep-workdir: nothing else to keep for a --from-result build");
+    }
+    Ok(record)
+}
+
+fn describe(dir: &Path, file: &str) -> Result<Output> {
+    let path = dir.join(file);
+    let mut input = fs::File::open(&path).with_context(|| format!("reading {}", path.display()))?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut bytes = 0;
+    loop {
+        sys::cancel::check()?;
+        let n = input
+            .read(&mut buf)
+            .with_context(|| format!("reading {}", path.display()))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        bytes += n as u64;
+    }
+    Ok(Output {
+        file: file.to_owned(),
+        bytes,
+        sha256: hex::encode(hasher.finalize()),
+    })
+}
+
+/// Versions of the tools a build runs, as `doctor` reads them.
+fn tool_versions() -> serde_json::Value {
+    let mut tools = serde_json::Map::new();
+    for name in [
+        "mksquashfs",
+        "mkfs.ext4",
+        "e2image",
+        "e2fsck",
+        "rpm",
+        "livemedia-creator",
+        "dnf",
+    ] {
+        if let Some(version) = doctor::tool_version(name) {
+            tools.insert(name.to_owned(), version.into());
+        }
+    }
+    tools.into()
+}

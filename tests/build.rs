@@ -1,0 +1,186 @@
+//! `nodeimg build` from an earlier installer result (a Node-like tree made with rpm):
+//! the artifacts directory agrees with `sha256sum -c`, `nodeimg inspect` and rpm; a
+//! kickstart with errors stops the build before anything is made; an interrupted build
+//! leaves logs and nothing that looks finished.
+
+mod common;
+
+use std::fs;
+use std::path::Path;
+use std::process::Command;
+
+use common::node::{node_tree, nodeimg};
+use common::run;
+
+const NODE_KS: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/kickstarts/ovirt-node-ng-image.ks"
+);
+
+fn entries(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn a_build_from_an_installed_tree_gives_the_release_artifacts() {
+    let scratch = tempfile::tempdir().unwrap();
+    let root = node_tree(scratch.path());
+    let out = scratch.path().join("out");
+    let done = nodeimg()
+        .env("SOURCE_DATE_EPOCH", "1764028800")
+        .args([
+            "build",
+            NODE_KS,
+            "--compression",
+            "zstd",
+            "--format",
+            "json",
+            "--from-result",
+        ])
+        .arg(format!("dir:{}", root.display()))
+        .arg("-o")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(
+        done.status.success(),
+        "{}",
+        String::from_utf8_lossy(&done.stderr)
+    );
+    let record: serde_json::Value = serde_json::from_slice(&done.stdout).unwrap();
+    assert_eq!(
+        entries(&out),
+        [
+            "CHECKSUMS.sha256",
+            "build.json",
+            "logs",
+            "ovirt-node-ng-image-4.5.6-1.el9.x86_64.liveimg.squashfs",
+            "ovirt-node-ng-image-update-4.5.6-1.el9.noarch.rpm",
+            "ovirt-node-ng-image.ks",
+            "ovirt-node-ng-image.manifest-rpm",
+            "ovirt-node-ng-image.unsigned-rpms",
+        ]
+    );
+    run(Command::new("sha256sum")
+        .args(["-c", "--quiet", "CHECKSUMS.sha256"])
+        .current_dir(&out));
+    let stages: Vec<&str> = record["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        stages,
+        ["check", "flatten", "install", "liveimg", "inspect", "rpm"]
+    );
+    assert_eq!(record["input"]["backend"], "from-result");
+    assert_eq!(record["nvr"], "ovirt-node-ng-4.5.6-0.20261125.0");
+    assert!(
+        record["input"]["tools"]["mksquashfs"].is_string(),
+        "{record:#}"
+    );
+    // part / --size=5120 sized the root filesystem.
+    assert_eq!(record["input"]["options"]["rootfs_bytes"], 5120u64 << 20);
+    let build_json: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(out.join("build.json")).unwrap()).unwrap();
+    assert_eq!(build_json, record);
+
+    let image = out.join("ovirt-node-ng-image-4.5.6-1.el9.x86_64.liveimg.squashfs");
+    let inspected = nodeimg()
+        .args(["inspect", "--manifest"])
+        .arg(&image)
+        .output()
+        .unwrap();
+    assert!(inspected.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&inspected.stdout),
+        fs::read_to_string(out.join("ovirt-node-ng-image.manifest-rpm")).unwrap()
+    );
+    let rpm = out.join("ovirt-node-ng-image-update-4.5.6-1.el9.noarch.rpm");
+    run(Command::new("rpm").args(["-K", "--nosignature"]).arg(&rpm));
+    let digest = run(Command::new("rpm")
+        .args(["-qp", "--qf", "[%{FILEDIGESTS}\n]"])
+        .arg(&rpm));
+    let image_sha = record["outputs"][0]["sha256"].as_str().unwrap();
+    assert!(String::from_utf8_lossy(&digest.stdout).contains(image_sha));
+    let log = fs::read_to_string(out.join("logs/nodeimg.log")).unwrap();
+    assert!(log.contains("rpm: done in"), "{log}");
+}
+
+#[test]
+fn a_kickstart_with_errors_never_starts_the_build() {
+    let scratch = tempfile::tempdir().unwrap();
+    let ks = scratch.path().join("bad.ks");
+    fs::write(
+        &ks,
+        fs::read_to_string(NODE_KS)
+            .unwrap()
+            .replace("selinux --enforcing", "selinux --enforcing --bogus"),
+    )
+    .unwrap();
+    let out = scratch.path().join("out");
+    let done = nodeimg()
+        .args(["build"])
+        .arg(&ks)
+        .args(["--from-result", "dir:/nonexistent", "-o"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert_eq!(done.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&done.stderr);
+    assert!(
+        stderr.contains("unrecognized arguments: --bogus"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("nothing was installed"), "{stderr}");
+    assert_eq!(entries(&out), ["logs"]);
+    assert!(
+        fs::read_to_string(out.join("logs/nodeimg.log"))
+            .unwrap()
+            .contains("--bogus")
+    );
+}
+
+#[test]
+fn without_an_installer_the_build_says_what_to_install() {
+    let scratch = tempfile::tempdir().unwrap();
+    let out = scratch.path().join("out");
+    let done = nodeimg()
+        .args(["build", NODE_KS, "-o"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert_eq!(done.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&done.stderr);
+    assert!(
+        stderr.contains("lorax-lmc-novirt") && stderr.contains("--from-result"),
+        "{stderr}"
+    );
+    assert_eq!(entries(&out), ["logs"]);
+}
+
+#[test]
+fn an_interrupted_build_leaves_logs_and_nothing_finished() {
+    common::require_root();
+    let scratch = tempfile::tempdir().unwrap();
+    let root = node_tree(scratch.path());
+    let out = scratch.path().join("out");
+    let mut cmd = nodeimg();
+    cmd.args(["build", NODE_KS, "--from-result"])
+        .arg(format!("dir:{}", root.display()))
+        .arg("-o")
+        .arg(&out);
+    let (child, rx) = common::spawn_until_paused(&mut cmd, "liveimg.before-squashfs");
+    let (code, stderr) = common::interrupt(child, rx, nix::sys::signal::Signal::SIGTERM);
+    assert_eq!(code, Some(143), "{stderr:#?}");
+    assert_eq!(entries(&out), ["logs"], "{stderr:#?}");
+    let log = fs::read_to_string(out.join("logs/nodeimg.log")).unwrap();
+    assert!(log.contains("liveimg: started"), "{log}");
+    assert!(log.contains("interrupted"), "{log}");
+}

@@ -203,15 +203,34 @@ fn run(options: &BuildOptions, started_at: u64) -> Result<BuildRecord> {
         ))
     })?;
 
+    // The installer's work directory: its result is packed from there.
+    let work = sys::temp_dir(&options.workdir, "nodeimg-install-")?;
     let source = stages.run("install", || match &options.from_result {
         Some(source) => Ok((source.clone(), format!("skipped: using {source}"))),
         None => {
             let lmc = sys::cmd::which("livemedia-creator");
             match (options.backend, lmc) {
-                (Backend::Auto | Backend::Lmc, Some(_)) => bail!(
-                    "the livemedia-creator backend is not part of this nodeimg yet (issue 6); \
-                     install with livemedia-creator yourself and pass --from-result fsimage:PATH"
-                ),
+                (Backend::Auto | Backend::Lmc, Some(_)) => {
+                    let result = crate::install::lmc::run(&crate::install::lmc::LmcOptions {
+                        kickstart: &staging.join(&flat_name),
+                        work: work.path(),
+                        label: &options.label,
+                        project: "oVirt Node",
+                        releasever: &report.version.releasever,
+                    });
+                    // The installer's logs go with the build's, whatever happened.
+                    copy_logs(
+                        &crate::install::lmc::log_dir(work.path()),
+                        &options.outdir.join("logs"),
+                    );
+                    let result = result?;
+                    Ok((
+                        liveimg::Source::Fsimage {
+                            path: result.image.clone(),
+                        },
+                        format!("livemedia-creator made {}", result.image.display()),
+                    ))
+                }
                 (Backend::Lmc, None) => bail!(
                     "livemedia-creator is not installed (package lorax-lmc-novirt on Fedora/EL)"
                 ),
@@ -392,9 +411,33 @@ fn run(options: &BuildOptions, started_at: u64) -> Result<BuildRecord> {
             .with_context(|| format!("moving {name} into {}", options.outdir.display()))?;
     }
     if options.keep_workdir {
-        tracing::info!("--keep-workdir: nothing else to keep for a --from-result build");
+        let kept = work.keep();
+        tracing::info!(
+            "--keep-workdir: the installer's work directory is {}",
+            kept.display()
+        );
     }
     Ok(record)
+}
+
+/// Copy an installer's log tree into the build's logs/ (best effort: a log that cannot
+/// be copied is named in nodeimg's own log).
+fn copy_logs(from: &Path, to: &Path) {
+    let Ok(entries) = fs::read_dir(from) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let target = to.join(entry.file_name());
+        let path = entry.path();
+        let copied = if path.is_dir() {
+            fs::create_dir_all(&target).map(|()| copy_logs(&path, &target))
+        } else {
+            fs::copy(&path, &target).map(|_| ())
+        };
+        if let Err(err) = copied {
+            tracing::warn!("cannot keep the installer log {}: {err}", path.display());
+        }
+    }
 }
 
 fn describe(dir: &Path, file: &str) -> Result<Output> {

@@ -48,7 +48,8 @@ pub struct Tool {
 pub const TOOLS: &[Tool] = &[
     Tool {
         name: "livemedia-creator",
-        version_args: &["--version"],
+        // lmc_parser has only -V for its version.
+        version_args: &["-V"],
         need: Need::Backend,
         enables: "installer backend `lmc`: anaconda installs the kickstart, as upstream oVirt Node and koji do",
         without: "builds use the native dnf backend",

@@ -9,6 +9,7 @@ pub mod cli;
 pub mod doctor;
 pub mod exit;
 pub mod image;
+pub mod install;
 pub mod kickstart;
 pub mod liveimg;
 pub mod logging;

@@ -184,3 +184,164 @@ fn an_interrupted_build_leaves_logs_and_nothing_finished() {
     assert!(log.contains("liveimg: started"), "{log}");
     assert!(log.contains("interrupted"), "{log}");
 }
+
+/// PATH with the livemedia-creator stand-in first.
+fn standin_path() -> String {
+    format!(
+        "{}:{}",
+        concat!(env!("CARGO_MANIFEST_DIR"), "/tests/standins"),
+        std::env::var("PATH").unwrap()
+    )
+}
+
+#[test]
+fn a_build_through_livemedia_creator_keeps_its_logs() {
+    common::require_root();
+    let scratch = tempfile::tempdir().unwrap();
+    let tree = node_tree(scratch.path());
+    let out = scratch.path().join("out");
+    let done = nodeimg()
+        .env("PATH", standin_path())
+        .env("NODEIMG_STANDIN_TREE", &tree)
+        .env("NODEIMG_WORKDIR", scratch.path())
+        .args([
+            "build",
+            NODE_KS,
+            "--compression",
+            "zstd",
+            "--format",
+            "json",
+            "-o",
+        ])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(
+        done.status.success(),
+        "{}",
+        String::from_utf8_lossy(&done.stderr)
+    );
+    let record: serde_json::Value = serde_json::from_slice(&done.stdout).unwrap();
+    assert_eq!(record["input"]["backend"], "auto");
+    assert!(
+        record["stages"][2]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("livemedia-creator made")
+    );
+    // livemedia-creator sizes the image as 2 MiB plus part / (mkfs.ext4 may drop a
+    // last block group that small).
+    let rootfs = record["input"]["options"]["rootfs_bytes"].as_u64().unwrap();
+    assert!(
+        (5120u64 << 20..=5122u64 << 20).contains(&rootfs),
+        "{rootfs}"
+    );
+    run(Command::new("sha256sum")
+        .args(["-c", "--quiet", "CHECKSUMS.sha256"])
+        .current_dir(&out));
+    for log in [
+        "logs/nodeimg.log",
+        "logs/livemedia.log",
+        "logs/program.log",
+        "logs/anaconda/anaconda.log",
+    ] {
+        assert!(out.join(log).is_file(), "{log} missing");
+    }
+    // The stand-in was given the flattened kickstart and nodeimg's settings.
+    let anaconda = fs::read_to_string(out.join("logs/anaconda/anaconda.log")).unwrap();
+    assert!(anaconda.contains("ovirt-node-ng-image.ks"), "{anaconda}");
+    let leftovers: Vec<_> = fs::read_dir(scratch.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("nodeimg-"))
+        .collect();
+    assert!(leftovers.is_empty(), "work directories left: {leftovers:?}");
+}
+
+#[test]
+fn an_installer_failure_shows_the_installers_own_error_lines() {
+    common::require_root();
+    let scratch = tempfile::tempdir().unwrap();
+    let tree = node_tree(scratch.path());
+    let out = scratch.path().join("out");
+    let done = nodeimg()
+        .env("PATH", standin_path())
+        .env("NODEIMG_STANDIN_TREE", &tree)
+        .env("NODEIMG_STANDIN_FAIL", "1")
+        .args(["build", NODE_KS, "--backend", "lmc", "-o"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert_eq!(done.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&done.stderr);
+    assert!(
+        stderr.contains(
+            "anaconda.log: ERROR anaconda: packaging: Missed: NoSuchPackage: not-a-package"
+        ),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("livemedia.log: ERROR livemedia-creator: Install failed"),
+        "{stderr}"
+    );
+    assert_eq!(entries(&out), ["logs"]);
+    assert!(out.join("logs/anaconda/anaconda.log").is_file());
+}
+
+#[test]
+fn sigterm_during_the_install_stops_the_installer_and_leaves_no_artifact() {
+    common::require_root();
+    let scratch = tempfile::tempdir().unwrap();
+    let tree = node_tree(scratch.path());
+    let out = scratch.path().join("out");
+    let work = scratch.path().join("work");
+    fs::create_dir(&work).unwrap();
+    let mut child = nodeimg()
+        .env("PATH", standin_path())
+        .env("NODEIMG_STANDIN_TREE", &tree)
+        .env("NODEIMG_STANDIN_SLEEP", "60")
+        .env("NODEIMG_WORKDIR", &work)
+        .args(["build", NODE_KS, "-o"])
+        .arg(&out)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait until the installer runs.
+    let started = std::time::Instant::now();
+    let running = loop {
+        let log = fs::read_dir(&work)
+            .unwrap()
+            .filter_map(|e| fs::read_to_string(e.unwrap().path().join("logs/livemedia.log")).ok())
+            .find(|text| text.contains("Running anaconda"));
+        if log.is_some() {
+            break true;
+        }
+        if started.elapsed().as_secs() > 60 {
+            break false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert!(running, "the installer never started");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(143));
+    assert_eq!(entries(&out), ["logs"]);
+    // No stand-in process survives.
+    let survivors: Vec<String> = fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| fs::read(e.unwrap().path().join("cmdline")).ok())
+        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+        .filter(|c| c.contains("livemedia-creator") && c.contains(work.to_str().unwrap()))
+        .collect();
+    assert!(survivors.is_empty(), "{survivors:?}");
+    assert_eq!(
+        fs::read_dir(&work).unwrap().count(),
+        0,
+        "the work directory was left behind"
+    );
+}

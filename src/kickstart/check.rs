@@ -49,6 +49,8 @@ pub enum LmcMode {
 pub struct VersionChoice {
     pub version: String,
     pub from: String,
+    /// The release it targets (livemedia-creator's --releasever).
+    pub releasever: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -130,6 +132,7 @@ pub fn check(path: &Path, version: Option<Version>, policy: Policy, lmc: LmcMode
         version: VersionChoice {
             version: version.to_string(),
             from,
+            releasever: version.releasever(),
         },
         policy,
         lmc,

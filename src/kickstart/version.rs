@@ -47,6 +47,15 @@ impl Version {
         self.is_fedora() && self.fedora() >= n
     }
 
+    /// The release the syntax targets, as livemedia-creator's --releasever wants it.
+    pub fn releasever(self) -> String {
+        match self {
+            Version::Rhel9 => "9".to_owned(),
+            Version::Rhel10 => "10".to_owned(),
+            other => other.fedora().to_string(),
+        }
+    }
+
     pub const ALL: [Version; 9] = [
         Version::F40,
         Version::F41,

@@ -1,0 +1,159 @@
+//! livemedia-creator `--no-virt --make-fsimage`, run the way oVirt Node and koji run
+//! it: the result is an ext4 filesystem image labelled for the liveimg, sized by the
+//! kickstart's `part /`. Its logs (livemedia.log, program.log, anaconda/) are kept; on
+//! failure the error lines anaconda and livemedia-creator wrote are shown, and
+//! whatever it left mounted or attached under the work directory is released.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+
+use crate::sys::cmd::{Cmd, CmdError};
+
+/// What the run produced.
+#[derive(Debug)]
+pub struct LmcResult {
+    /// The filesystem image.
+    pub image: PathBuf,
+}
+
+/// Everything a run needs.
+#[derive(Debug)]
+pub struct LmcOptions<'a> {
+    pub kickstart: &'a Path,
+    /// Empty directory for result/, logs/ and tmp/.
+    pub work: &'a Path,
+    pub label: &'a str,
+    pub project: &'a str,
+    pub releasever: &'a str,
+}
+
+/// Where the run's logs go (copied into the build's logs/ by the caller).
+pub fn log_dir(work: &Path) -> PathBuf {
+    work.join("logs")
+}
+
+pub fn run(options: &LmcOptions) -> Result<LmcResult> {
+    let result_dir = options.work.join("result");
+    let logs = log_dir(options.work);
+    let tmp = options.work.join("tmp");
+    for dir in [&logs, &tmp] {
+        fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let image_name = "rootfs.img";
+    let cmd = Cmd::new("livemedia-creator")
+        .args(["--make-fsimage", "--no-virt", "--ks"])
+        .arg(options.kickstart)
+        .args(["--fs-label", options.label, "--image-name", image_name])
+        .args([
+            "--project",
+            options.project,
+            "--releasever",
+            options.releasever,
+        ])
+        .arg("--resultdir")
+        .arg(&result_dir)
+        .arg("--logfile")
+        .arg(logs.join("livemedia.log"))
+        .arg("--tmp")
+        .arg(&tmp);
+    let outcome = cmd.run();
+    release_leftovers(options.work);
+    match outcome {
+        Ok(_) => {
+            let image = result_dir.join(image_name);
+            anyhow::ensure!(
+                image.is_file(),
+                "livemedia-creator finished but left no {} (see {})",
+                image.display(),
+                logs.display()
+            );
+            Ok(LmcResult { image })
+        }
+        Err(err @ CmdError::Failed { .. }) => {
+            let lines = error_lines(&logs);
+            if lines.is_empty() {
+                Err(err.into())
+            } else {
+                Err(anyhow::Error::new(err).context(format!(
+                    "livemedia-creator failed; the installer said:\n  {}\n(full logs in {})",
+                    lines.join("\n  "),
+                    logs.display()
+                )))
+            }
+        }
+        Err(err) => Err(err.into()),
+    }
+}
+
+/// The error lines of livemedia.log and anaconda's logs: what explains a failure.
+fn error_lines(logs: &Path) -> Vec<String> {
+    let mut files = vec![logs.join("livemedia.log")];
+    if let Ok(entries) = fs::read_dir(logs.join("anaconda")) {
+        let mut anaconda: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+        anaconda.sort();
+        files.extend(anaconda);
+    }
+    let mut lines = Vec::new();
+    for file in files {
+        let Ok(text) = fs::read_to_string(&file) else {
+            continue;
+        };
+        let name = file
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        for line in text.lines() {
+            if line.contains("ERROR") || line.contains("Traceback") || line.contains("CRITICAL") {
+                lines.push(format!("{name}: {}", line.trim()));
+            }
+        }
+    }
+    let skip = lines.len().saturating_sub(20);
+    lines.split_off(skip)
+}
+
+/// anaconda mounts the target and attaches loop devices under the work directory; a
+/// killed run can leave them. Unmount (deepest first) and detach what is ours.
+fn release_leftovers(work: &Path) {
+    let Ok(work) = work.canonicalize() else {
+        return;
+    };
+    let mut mounts: Vec<PathBuf> = fs::read_to_string("/proc/self/mountinfo")
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .map(|p| PathBuf::from(p.replace("\\040", " ")))
+        .filter(|p| p.starts_with(&work))
+        .collect();
+    mounts.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+    for mount in mounts {
+        tracing::warn!(
+            "livemedia-creator left {} mounted; unmounting it",
+            mount.display()
+        );
+        let _ = Cmd::new("umount").arg(&mount).uninterruptible().run();
+    }
+    let Ok(loops) = fs::read_dir("/sys/block") else {
+        return;
+    };
+    for entry in loops.flatten() {
+        let backing = entry.path().join("loop/backing_file");
+        let Ok(file) = fs::read_to_string(&backing) else {
+            continue;
+        };
+        if Path::new(file.trim()).starts_with(&work) {
+            let device = Path::new("/dev").join(entry.file_name());
+            tracing::warn!(
+                "livemedia-creator left {} attached; detaching it",
+                device.display()
+            );
+            let _ = Cmd::new("losetup")
+                .arg("-d")
+                .arg(&device)
+                .uninterruptible()
+                .run();
+        }
+    }
+}

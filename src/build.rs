@@ -41,6 +41,8 @@ pub struct BuildOptions {
     pub backend: Backend,
     /// Skip the install: take the root filesystem from an earlier installer result.
     pub from_result: Option<liveimg::Source>,
+    /// Run livemedia-creator in a mock chroot of this configuration (name or .cfg).
+    pub mock: Option<String>,
     /// Base of the artifact names.
     pub name: String,
     pub version: Option<String>,
@@ -208,16 +210,24 @@ fn run(options: &BuildOptions, started_at: u64) -> Result<BuildRecord> {
     let source = stages.run("install", || match &options.from_result {
         Some(source) => Ok((source.clone(), format!("skipped: using {source}"))),
         None => {
-            let lmc = sys::cmd::which("livemedia-creator");
+            // With --mock, livemedia-creator comes from the chroot, not the host.
+            let lmc = match &options.mock {
+                Some(_) => sys::cmd::which("mock"),
+                None => sys::cmd::which("livemedia-creator"),
+            };
             match (options.backend, lmc) {
                 (Backend::Auto | Backend::Lmc, Some(_)) => {
-                    let result = crate::install::lmc::run(&crate::install::lmc::LmcOptions {
+                    let lmc_options = crate::install::lmc::LmcOptions {
                         kickstart: &staging.join(&flat_name),
                         work: work.path(),
                         label: &options.label,
                         project: "oVirt Node",
                         releasever: &report.version.releasever,
-                    });
+                    };
+                    let result = match &options.mock {
+                        Some(config) => crate::install::mock::run(config, &lmc_options),
+                        None => crate::install::lmc::run(&lmc_options),
+                    };
                     // The installer's logs go with the build's, whatever happened.
                     copy_logs(
                         &crate::install::lmc::log_dir(work.path()),
@@ -230,6 +240,9 @@ fn run(options: &BuildOptions, started_at: u64) -> Result<BuildRecord> {
                         },
                         format!("livemedia-creator made {}", result.image.display()),
                     ))
+                }
+                (Backend::Lmc, None) if options.mock.is_some() => {
+                    bail!("--mock needs mock (package mock on Fedora/EL)")
                 }
                 (Backend::Lmc, None) => bail!(
                     "livemedia-creator is not installed (package lorax-lmc-novirt on Fedora/EL)"
@@ -370,9 +383,10 @@ fn run(options: &BuildOptions, started_at: u64) -> Result<BuildRecord> {
             kickstart_sha256: flat_sha,
             ks_version: report.version.version.clone(),
             from_result: options.from_result.as_ref().map(ToString::to_string),
-            backend: match options.from_result {
-                Some(_) => "from-result".to_owned(),
-                None => format!("{:?}", options.backend).to_lowercase(),
+            backend: match (&options.from_result, &options.mock) {
+                (Some(_), _) => "from-result".to_owned(),
+                (None, Some(config)) => format!("lmc in mock {config}"),
+                (None, None) => format!("{:?}", options.backend).to_lowercase(),
             },
             options: serde_json::json!({
                 "compression": pack_report.squashfs.compression,

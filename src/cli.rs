@@ -96,6 +96,11 @@ pub struct BuildArgs {
     #[arg(long, value_enum, default_value_t = crate::build::Backend::Auto)]
     pub backend: crate::build::Backend,
 
+    /// Run livemedia-creator in a mock chroot of this configuration (a name under
+    /// /etc/mock or a .cfg file), as koji does.
+    #[arg(long, value_name = "CONFIG", conflicts_with = "from_result")]
+    pub mock: Option<String>,
+
     /// Skip the install and use an earlier installer result: fsimage:PATH,
     /// disk:PATH[:PARTNUM] or dir:PATH.
     #[arg(long, value_name = "SOURCE")]
@@ -572,6 +577,7 @@ fn build_cmd(args: BuildArgs) -> Result<ExitCode> {
         outdir: args.output,
         backend: args.backend,
         from_result: args.from_result,
+        mock: args.mock,
         name: args.name,
         version: args.version,
         release: args.release,

@@ -102,6 +102,12 @@ fn a_build_from_an_installed_tree_gives_the_release_artifacts() {
         String::from_utf8_lossy(&inspected.stdout),
         fs::read_to_string(out.join("ovirt-node-ng-image.manifest-rpm")).unwrap()
     );
+    let listing = run(Command::new("unsquashfs").arg("-l").arg(&image));
+    let listing = String::from_utf8_lossy(&listing.stdout);
+    assert!(
+        listing.contains("squashfs-root/LiveOS/rootfs.img"),
+        "{listing}"
+    );
     let rpm = out.join("ovirt-node-ng-image-update-4.5.6-1.el9.noarch.rpm");
     run(Command::new("rpm").args(["-K", "--nosignature"]).arg(&rpm));
     let digest = run(Command::new("rpm")
@@ -170,19 +176,24 @@ fn an_interrupted_build_leaves_logs_and_nothing_finished() {
     common::require_root();
     let scratch = tempfile::tempdir().unwrap();
     let root = node_tree(scratch.path());
-    let out = scratch.path().join("out");
-    let mut cmd = nodeimg();
-    cmd.args(["build", NODE_KS, "--from-result"])
-        .arg(format!("dir:{}", root.display()))
-        .arg("-o")
-        .arg(&out);
-    let (child, rx) = common::spawn_until_paused(&mut cmd, "liveimg.before-squashfs");
-    let (code, stderr) = common::interrupt(child, rx, nix::sys::signal::Signal::SIGTERM);
-    assert_eq!(code, Some(143), "{stderr:#?}");
-    assert_eq!(entries(&out), ["logs"], "{stderr:#?}");
-    let log = fs::read_to_string(out.join("logs/nodeimg.log")).unwrap();
-    assert!(log.contains("liveimg: started"), "{log}");
-    assert!(log.contains("interrupted"), "{log}");
+    for (point, stage) in [
+        ("liveimg.before-squashfs", "liveimg"),
+        ("rpm.payload-written", "rpm"),
+    ] {
+        let out = scratch.path().join(stage);
+        let mut cmd = nodeimg();
+        cmd.args(["build", NODE_KS, "--compression", "zstd", "--from-result"])
+            .arg(format!("dir:{}", root.display()))
+            .arg("-o")
+            .arg(&out);
+        let (child, rx) = common::spawn_until_paused(&mut cmd, point);
+        let (code, stderr) = common::interrupt(child, rx, nix::sys::signal::Signal::SIGTERM);
+        assert_eq!(code, Some(143), "{stderr:#?}");
+        assert_eq!(entries(&out), ["logs"], "{point}: {stderr:#?}");
+        let log = fs::read_to_string(out.join("logs/nodeimg.log")).unwrap();
+        assert!(log.contains(&format!("{stage}: started")), "{log}");
+        assert!(log.contains("interrupted"), "{log}");
+    }
 }
 
 /// PATH with the livemedia-creator stand-in first.
@@ -343,5 +354,95 @@ fn sigterm_during_the_install_stops_the_installer_and_leaves_no_artifact() {
         fs::read_dir(&work).unwrap().count(),
         0,
         "the work directory was left behind"
+    );
+}
+
+#[test]
+fn a_build_in_a_mock_chroot_runs_livemedia_creator_as_koji_does() {
+    common::require_root();
+    let scratch = tempfile::tempdir().unwrap();
+    let s = scratch.path();
+    let tree = node_tree(s);
+    let state = s.join("mock");
+    let config = s.join("ovirt-node-el9.cfg");
+    fs::write(&config, "config_opts['root'] = 'ovirt-node-el9'\n").unwrap();
+    let build = |out: &Path, fail: bool| {
+        let mut cmd = nodeimg();
+        cmd.env("PATH", standin_path())
+            .env("NODEIMG_STANDIN_TREE", &tree)
+            .env("NODEIMG_STANDIN_MOCK_DIR", &state)
+            .args(["build", NODE_KS, "--compression", "zstd", "--mock"])
+            .arg(&config)
+            .arg("-o")
+            .arg(out);
+        if fail {
+            cmd.env("NODEIMG_STANDIN_FAIL", "1");
+        }
+        cmd.output().unwrap()
+    };
+    let out = s.join("out");
+    let done = build(&out, false);
+    assert!(
+        done.status.success(),
+        "{}",
+        String::from_utf8_lossy(&done.stderr)
+    );
+    run(Command::new("sha256sum")
+        .args(["-c", "--quiet", "CHECKSUMS.sha256"])
+        .current_dir(&out));
+    assert!(out.join("logs/livemedia.log").is_file());
+    assert!(out.join("logs/anaconda/anaconda.log").is_file());
+    let calls = fs::read_to_string(state.join("calls.log")).unwrap();
+    let modes: Vec<&str> = calls
+        .lines()
+        .map(|l| {
+            l.split_whitespace()
+                .find(|w| {
+                    [
+                        "--init",
+                        "--install",
+                        "--copyin",
+                        "--chroot",
+                        "--copyout",
+                        "--clean",
+                    ]
+                    .contains(w)
+                })
+                .unwrap_or(l)
+        })
+        .collect();
+    assert_eq!(
+        modes,
+        [
+            "--init",
+            "--install",
+            "--copyin",
+            "--chroot",
+            "--copyout",
+            "--copyout",
+            "--clean"
+        ],
+        "{calls}"
+    );
+    assert!(
+        calls.contains("--isolation=simple --chroot -- livemedia-creator --make-fsimage --no-virt"),
+        "{calls}"
+    );
+    assert!(calls.contains("--install lorax-lmc-novirt"), "{calls}");
+    assert!(
+        !state.join("ovirt-node-el9").exists(),
+        "the chroot was left behind"
+    );
+
+    // A failing install: anaconda's lines come out of the chroot, the chroot goes.
+    let failed_out = s.join("failed");
+    let failed = build(&failed_out, true);
+    assert_eq!(failed.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&failed.stderr);
+    assert!(stderr.contains("NoSuchPackage: not-a-package"), "{stderr}");
+    assert_eq!(entries(&failed_out), ["logs"]);
+    assert!(
+        !state.join("ovirt-node-el9").exists(),
+        "the chroot was left behind"
     );
 }

@@ -88,7 +88,7 @@ pub fn run(options: &LmcOptions) -> Result<LmcResult> {
 }
 
 /// The error lines of livemedia.log and anaconda's logs: what explains a failure.
-fn error_lines(logs: &Path) -> Vec<String> {
+pub fn error_lines(logs: &Path) -> Vec<String> {
     let mut files = vec![logs.join("livemedia.log")];
     if let Ok(entries) = fs::read_dir(logs.join("anaconda")) {
         let mut anaconda: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();

@@ -668,27 +668,42 @@ impl Drop for Flusher {
     }
 }
 
-/// Logs how far a long copy has come, every 10 %, for files worth reporting on.
+/// How far a long copy has come: a bar when stderr is a terminal, otherwise a log line
+/// every 10 %, for files worth reporting on.
 struct Progress {
     total: u64,
     done: u64,
     next_report: u64,
+    bar: Option<indicatif::ProgressBar>,
 }
 
 impl Progress {
     const WORTH_REPORTING: u64 = 256 << 20;
 
     fn new(total: u64) -> Progress {
+        use std::io::IsTerminal;
+        let bar = (total >= Self::WORTH_REPORTING && std::io::stderr().is_terminal()).then(|| {
+            let bar = indicatif::ProgressBar::new(total);
+            if let Ok(style) = indicatif::ProgressStyle::with_template(
+                "packaging {bar:40} {binary_bytes}/{binary_total_bytes} {binary_bytes_per_sec} eta {eta}",
+            ) {
+                bar.set_style(style);
+            }
+            bar
+        });
         Progress {
             total,
             done: 0,
             next_report: total / 10,
+            bar,
         }
     }
 
     fn advance(&mut self, bytes: u64) {
         self.done += bytes;
-        if self.total >= Self::WORTH_REPORTING && self.done >= self.next_report {
+        if let Some(bar) = &self.bar {
+            bar.set_position(self.done);
+        } else if self.total >= Self::WORTH_REPORTING && self.done >= self.next_report {
             tracing::info!(
                 "packaged {} of {} ({}%)",
                 human(self.done),
@@ -696,6 +711,14 @@ impl Progress {
                 self.done * 100 / self.total
             );
             self.next_report = self.done + self.total / 10;
+        }
+    }
+}
+
+impl Drop for Progress {
+    fn drop(&mut self) {
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
         }
     }
 }

@@ -54,6 +54,8 @@ pub struct BuildOptions {
     pub label: String,
     pub workdir: PathBuf,
     pub keep_workdir: bool,
+    /// Build into an OUTDIR that holds an earlier build's artifacts (they are replaced).
+    pub force: bool,
     pub source_date_epoch: Option<u64>,
     pub imgbased: String,
 }
@@ -138,6 +140,14 @@ pub fn build(options: &BuildOptions) -> Result<BuildRecord> {
     let started_at = now();
     fs::create_dir_all(&options.outdir)
         .with_context(|| format!("creating {}", options.outdir.display()))?;
+    let earlier = earlier_artifacts(&options.outdir)?;
+    if !earlier.is_empty() && !options.force {
+        bail!(
+            "{} already holds {} (an earlier build?); use another directory or --force to replace them",
+            options.outdir.display(),
+            earlier.join(", ")
+        );
+    }
     let logs = options.outdir.join("logs");
     fs::create_dir_all(&logs).with_context(|| format!("creating {}", logs.display()))?;
     let log = logs.join("nodeimg.log");
@@ -415,7 +425,13 @@ fn run(options: &BuildOptions, started_at: u64) -> Result<BuildRecord> {
     ));
     fs::write(staging.join("CHECKSUMS.sha256"), checksums)?;
 
-    // All made: move into place, CHECKSUMS last, so its presence means a whole build.
+    // All made: the earlier build's artifacts go first (they could have other names),
+    // CHECKSUMS goes in last, so its presence means a whole build.
+    for name in earlier_artifacts(&options.outdir)? {
+        let path = options.outdir.join(&name);
+        fs::remove_file(&path)
+            .with_context(|| format!("removing the earlier {}", path.display()))?;
+    }
     let mut names: Vec<&str> = record.outputs.iter().map(|o| o.file.as_str()).collect();
     names.push("build.json");
     names.push("CHECKSUMS.sha256");
@@ -432,6 +448,27 @@ fn run(options: &BuildOptions, started_at: u64) -> Result<BuildRecord> {
         );
     }
     Ok(record)
+}
+
+/// What an earlier build left in OUTDIR: every file but logs/ and staging directories.
+fn earlier_artifacts(outdir: &Path) -> Result<Vec<String>> {
+    let mut names = Vec::new();
+    for entry in fs::read_dir(outdir).with_context(|| format!("reading {}", outdir.display()))? {
+        let entry = entry?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name == "logs" || name.starts_with(".nodeimg-build-") {
+            continue;
+        }
+        if entry.file_type()?.is_dir() {
+            bail!(
+                "{} holds a directory {name}; nodeimg only writes files and logs/ there",
+                outdir.display()
+            );
+        }
+        names.push(name);
+    }
+    names.sort();
+    Ok(names)
 }
 
 /// Copy an installer's log tree into the build's logs/ (best effort: a log that cannot

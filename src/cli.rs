@@ -162,6 +162,10 @@ pub struct BuildArgs {
     #[arg(long)]
     pub keep_workdir: bool,
 
+    /// Replace the artifacts of an earlier build in OUTDIR.
+    #[arg(long)]
+    pub force: bool,
+
     /// Output format of the summary (on stdout).
     #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
     pub format: ReportFormat,
@@ -593,6 +597,7 @@ fn build_cmd(args: BuildArgs) -> Result<ExitCode> {
         label: args.label,
         workdir: args.workdir,
         keep_workdir: args.keep_workdir,
+        force: args.force,
         source_date_epoch: args.source_date_epoch,
         imgbased: args.imgbased,
     };

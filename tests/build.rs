@@ -117,6 +117,45 @@ fn a_build_from_an_installed_tree_gives_the_release_artifacts() {
     assert!(String::from_utf8_lossy(&digest.stdout).contains(image_sha));
     let log = fs::read_to_string(out.join("logs/nodeimg.log")).unwrap();
     assert!(log.contains("rpm: done in"), "{log}");
+
+    // A second build into the same directory: refused, then with --force it replaces
+    // the earlier artifacts, whose names differ.
+    let again = |extra: &[&str]| {
+        nodeimg()
+            .env("SOURCE_DATE_EPOCH", "1764028800")
+            .args([
+                "build",
+                NODE_KS,
+                "--compression",
+                "zstd",
+                "--version",
+                "4.5.7",
+                "--release",
+                "1.el9",
+                "--from-result",
+            ])
+            .arg(format!("dir:{}", root.display()))
+            .arg("-o")
+            .arg(&out)
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let refused = again(&[]);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("--force"));
+    assert!(image.is_file(), "the earlier build was touched");
+    assert!(again(&["--force"]).status.success());
+    let now = entries(&out);
+    assert!(
+        now.contains(&"ovirt-node-ng-image-4.5.7-1.el9.x86_64.liveimg.squashfs".to_owned()),
+        "{now:?}"
+    );
+    assert!(!image.exists(), "{now:?}");
+    assert_eq!(now.len(), 8, "{now:?}");
+    run(Command::new("sha256sum")
+        .args(["-c", "--quiet", "CHECKSUMS.sha256"])
+        .current_dir(&out));
 }
 
 #[test]

@@ -43,6 +43,8 @@ pub struct BuildOptions {
     pub from_result: Option<liveimg::Source>,
     /// Run livemedia-creator in a mock chroot of this configuration (name or .cfg).
     pub mock: Option<String>,
+    /// Run livemedia-creator's install in a VM instead of `--no-virt`.
+    pub virt: Option<crate::install::lmc::Virt>,
     /// Base of the artifact names.
     pub name: String,
     pub version: Option<String>,
@@ -176,7 +178,13 @@ fn run(options: &BuildOptions, started_at: u64) -> Result<BuildRecord> {
     let mut stages = Stages { done: Vec::new() };
 
     let report = stages.run("check", || {
-        let report = check::check(&options.kickstart, options.ks_version, options.policy, LmcMode::NoVirt);
+        // The rules of the livemedia-creator run this build makes (none from a result).
+        let lmc = match (&options.from_result, &options.virt) {
+            (Some(_), _) => LmcMode::Off,
+            (None, Some(_)) => LmcMode::Virt,
+            (None, None) => LmcMode::NoVirt,
+        };
+        let report = check::check(&options.kickstart, options.ks_version, options.policy, lmc);
         for finding in report.findings.iter().filter(|f| f.severity >= Severity::Warning) {
             match finding.severity {
                 Severity::Error => tracing::error!("{finding}"),
@@ -233,6 +241,7 @@ fn run(options: &BuildOptions, started_at: u64) -> Result<BuildRecord> {
                         label: &options.label,
                         project: "oVirt Node",
                         releasever: &report.version.releasever,
+                        virt: options.virt.as_ref(),
                     };
                     let result = match &options.mock {
                         Some(config) => crate::install::mock::run(config, &lmc_options),

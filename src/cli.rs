@@ -101,6 +101,24 @@ pub struct BuildArgs {
     #[arg(long, value_name = "CONFIG", conflicts_with = "from_result")]
     pub mock: Option<String>,
 
+    /// Install in a VM booted from this boot.iso (livemedia-creator's virt mode, as the
+    /// upstream Makefile runs it) instead of --no-virt.
+    #[arg(long, value_name = "BOOT.ISO", conflicts_with = "from_result")]
+    pub virt_iso: Option<PathBuf>,
+
+    /// The VM's memory in MiB (with --virt-iso).
+    #[arg(
+        long,
+        default_value_t = 4096,
+        requires = "virt_iso",
+        value_name = "MIB"
+    )]
+    pub ram: u32,
+
+    /// The VM's CPUs (with --virt-iso).
+    #[arg(long, default_value_t = 2, requires = "virt_iso", value_name = "N")]
+    pub vcpus: u32,
+
     /// Skip the install and use an earlier installer result: fsimage:PATH,
     /// disk:PATH[:PARTNUM] or dir:PATH.
     #[arg(long, value_name = "SOURCE")]
@@ -582,6 +600,11 @@ fn build_cmd(args: BuildArgs) -> Result<ExitCode> {
         backend: args.backend,
         from_result: args.from_result,
         mock: args.mock,
+        virt: args.virt_iso.map(|iso| crate::install::lmc::Virt {
+            iso,
+            ram: args.ram,
+            vcpus: args.vcpus,
+        }),
         name: args.name,
         version: args.version,
         release: args.release,

@@ -485,3 +485,64 @@ fn a_build_in_a_mock_chroot_runs_livemedia_creator_as_koji_does() {
         "the chroot was left behind"
     );
 }
+
+#[test]
+fn a_virt_mode_build_boots_the_given_iso() {
+    let scratch = tempfile::tempdir().unwrap();
+    let tree = node_tree(scratch.path());
+    let iso = scratch.path().join("boot.iso");
+    fs::write(&iso, b"not really an ISO").unwrap();
+    let out = scratch.path().join("out");
+    let done = nodeimg()
+        .env("PATH", standin_path())
+        .env("NODEIMG_STANDIN_TREE", &tree)
+        .args([
+            "build",
+            NODE_KS,
+            "--compression",
+            "zstd",
+            "--ram",
+            "6144",
+            "--virt-iso",
+        ])
+        .arg(&iso)
+        .arg("-o")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(
+        done.status.success(),
+        "{}",
+        String::from_utf8_lossy(&done.stderr)
+    );
+    let log = fs::read_to_string(out.join("logs/nodeimg.log")).unwrap();
+    let cmdline = log
+        .lines()
+        .find(|l| l.contains("livemedia-creator --make-fsimage"))
+        .unwrap_or_else(|| panic!("no livemedia-creator command line in {log}"));
+    assert!(
+        cmdline.contains(&format!("--iso {} --ram 6144 --vcpus 2", iso.display())),
+        "{cmdline}"
+    );
+    assert!(!cmdline.contains("--no-virt"), "{cmdline}");
+    // Virt mode needs a shutdown at the end: the check says so before anything runs.
+    let ks = scratch.path().join("reboot.ks");
+    fs::write(
+        &ks,
+        fs::read_to_string(NODE_KS)
+            .unwrap()
+            .replace("poweroff", "reboot"),
+    )
+    .unwrap();
+    let refused = nodeimg()
+        .args(["build", "--policy", "generic"])
+        .arg(&ks)
+        .arg("--virt-iso")
+        .arg(&iso)
+        .arg("-o")
+        .arg(scratch.path().join("out2"))
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("must include shutdown"));
+}

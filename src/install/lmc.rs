@@ -1,5 +1,5 @@
-//! livemedia-creator `--no-virt --make-fsimage`, run the way oVirt Node and koji run
-//! it: the result is an ext4 filesystem image labelled for the liveimg, sized by the
+//! livemedia-creator `--make-fsimage`, `--no-virt` (as koji runs it) or in a VM
+//! booted from a boot.iso (as the upstream Makefile runs it): the result is an ext4 filesystem image labelled for the liveimg, sized by the
 //! kickstart's `part /`. Its logs (livemedia.log, program.log, anaconda/) are kept; on
 //! failure the error lines anaconda and livemedia-creator wrote are shown, and
 //! whatever it left mounted or attached under the work directory is released.
@@ -27,6 +27,35 @@ pub struct LmcOptions<'a> {
     pub label: &'a str,
     pub project: &'a str,
     pub releasever: &'a str,
+    /// Install in a VM booted from this boot.iso instead of `--no-virt`, as the upstream
+    /// Makefile does.
+    pub virt: Option<&'a Virt>,
+}
+
+/// livemedia-creator's virt mode: anaconda in a qemu VM.
+#[derive(Debug, Clone)]
+pub struct Virt {
+    pub iso: PathBuf,
+    /// MiB.
+    pub ram: u32,
+    pub vcpus: u32,
+}
+
+impl LmcOptions<'_> {
+    /// `--no-virt`, or the VM's boot ISO and size.
+    pub fn mode_args(&self) -> Vec<std::ffi::OsString> {
+        match self.virt {
+            None => vec!["--no-virt".into()],
+            Some(virt) => vec![
+                "--iso".into(),
+                virt.iso.clone().into_os_string(),
+                "--ram".into(),
+                virt.ram.to_string().into(),
+                "--vcpus".into(),
+                virt.vcpus.to_string().into(),
+            ],
+        }
+    }
 }
 
 /// Where the run's logs go (copied into the build's logs/ by the caller).
@@ -43,7 +72,9 @@ pub fn run(options: &LmcOptions) -> Result<LmcResult> {
     }
     let image_name = "rootfs.img";
     let cmd = Cmd::new("livemedia-creator")
-        .args(["--make-fsimage", "--no-virt", "--ks"])
+        .arg("--make-fsimage")
+        .args(options.mode_args())
+        .arg("--ks")
         .arg(options.kickstart)
         .args(["--fs-label", options.label, "--image-name", image_name])
         .args([

@@ -51,7 +51,9 @@ fn build_in_chroot(
             "--chroot",
             "--",
         ])
-        .args(["livemedia-creator", "--make-fsimage", "--no-virt", "--ks"])
+        .args(["livemedia-creator", "--make-fsimage"])
+        .args(options.mode_args())
+        .arg("--ks")
         .arg(&ks)
         .args(["--fs-label", options.label, "--image-name", image])
         .args([

@@ -59,13 +59,10 @@ const MAX_DEPTH: usize = 32;
 pub fn load(path: &Path) -> Source {
     let mut source = Source::default();
     let mut stack = Vec::new();
-    let mut pre_bodies = String::new();
-    // Scripts in %pre write runtime includes; collect their text first so an include
-    // can be recognised as one wherever it appears.
-    if let Ok(text) = std::fs::read_to_string(path) {
-        pre_bodies = text;
-    }
-    read_file(path, None, &mut stack, &mut source, &pre_bodies);
+    // A %pre script that writes an include names its path somewhere in the top file
+    // besides the %include line; keep the text to recognise such includes.
+    let top_text = std::fs::read_to_string(path).unwrap_or_default();
+    read_file(path, None, &mut stack, &mut source, &top_text);
     source
 }
 
@@ -74,7 +71,7 @@ fn read_file(
     included_at: Option<&Origin>,
     stack: &mut Vec<PathBuf>,
     source: &mut Source,
-    pre_bodies: &str,
+    top_text: &str,
 ) {
     let canonical = path.canonicalize().unwrap_or_else(|_| path.to_owned());
     if stack.contains(&canonical) || stack.len() >= MAX_DEPTH {
@@ -123,9 +120,7 @@ fn read_file(
         let directive = include_directive(text);
         match directive {
             Some((keyword, target)) => {
-                splice(
-                    keyword, target, text, origin, &dir, stack, source, pre_bodies,
-                );
+                splice(keyword, target, text, origin, &dir, stack, source, top_text);
             }
             None => source.lines.push(Line {
                 origin,
@@ -167,7 +162,7 @@ fn splice(
     dir: &Path,
     stack: &mut Vec<PathBuf>,
     source: &mut Source,
-    pre_bodies: &str,
+    top_text: &str,
 ) {
     let Some(target) = target else {
         source.findings.push(Finding::error(
@@ -201,7 +196,7 @@ fn splice(
     } else {
         dir.join(&target_path)
     };
-    if !resolved.exists() && keyword == "%include" && is_runtime(&target, pre_bodies) {
+    if !resolved.exists() && keyword == "%include" && is_runtime(&target, top_text) {
         source.findings.push(Finding::info(
             Some(origin.clone()),
             Rule::RuntimeInclude,
@@ -243,7 +238,7 @@ fn splice(
             resolved: resolved.clone(),
         },
     });
-    read_file(&resolved, Some(&origin), stack, source, pre_bodies);
+    read_file(&resolved, Some(&origin), stack, source, top_text);
     source.lines.push(Line {
         origin,
         text: text.to_owned(),
@@ -251,7 +246,8 @@ fn splice(
     });
 }
 
-/// Whether a missing include is one the install writes itself.
-fn is_runtime(target: &str, pre_bodies: &str) -> bool {
-    RUNTIME_DIRS.iter().any(|d| target.starts_with(d)) || pre_bodies.matches(target).count() > 1
+/// Whether a missing include is one the install writes itself: it lives where
+/// installs write scratch files, or the top file mentions it besides including it.
+fn is_runtime(target: &str, top_text: &str) -> bool {
+    RUNTIME_DIRS.iter().any(|d| target.starts_with(d)) || top_text.matches(target).count() > 1
 }

@@ -136,10 +136,6 @@ pub struct BuildArgs {
     #[arg(long, requires = "version", value_name = "R")]
     pub release: Option<String>,
 
-    /// Architecture of the image.
-    #[arg(long, default_value = std::env::consts::ARCH)]
-    pub arch: String,
-
     /// The kickstart syntax version (default: its #version= line, else RHEL9).
     #[arg(long, value_name = "V")]
     pub ks_version: Option<crate::kickstart::version::Version>,
@@ -148,21 +144,8 @@ pub struct BuildArgs {
     #[arg(long, value_enum, default_value_t = crate::kickstart::check::Policy::Node)]
     pub policy: crate::kickstart::check::Policy,
 
-    /// squashfs compressor.
-    #[arg(long, value_enum, default_value_t = liveimg::Compression::Xz)]
-    pub compression: liveimg::Compression,
-
-    /// Compression level (zstd 1-22, gzip 1-9).
-    #[arg(long)]
-    pub level: Option<u32>,
-
-    /// xz branch filter; auto uses x86 for x86_64 images, as lorax does.
-    #[arg(long, value_enum, default_value_t = liveimg::Bcj::Auto)]
-    pub bcj: liveimg::Bcj,
-
-    /// Label of rootfs.img.
-    #[arg(long, default_value = liveimg::DEFAULT_LABEL)]
-    pub label: String,
+    #[command(flatten)]
+    pub image: ImageArgs,
 
     /// The lowest imgbased version the update RPM requires.
     #[arg(long, default_value = update::DEFAULT_IMGBASED, value_name = "V")]
@@ -333,25 +316,8 @@ pub struct PackArgs {
     #[arg(long, value_parser = units::parse_size, value_name = "SIZE")]
     pub size: Option<u64>,
 
-    /// Label of rootfs.img; dracut and anaconda look for LiveOS.
-    #[arg(long, default_value = liveimg::DEFAULT_LABEL)]
-    pub label: String,
-
-    /// squashfs compressor.
-    #[arg(long, value_enum, default_value_t = liveimg::Compression::Xz)]
-    pub compression: liveimg::Compression,
-
-    /// Compression level (zstd 1-22, gzip 1-9; mksquashfs has none for xz and lz4).
-    #[arg(long)]
-    pub level: Option<u32>,
-
-    /// xz branch filter for executable code; auto uses x86 for x86_64 images, as lorax does.
-    #[arg(long, value_enum, default_value_t = liveimg::Bcj::Auto)]
-    pub bcj: liveimg::Bcj,
-
-    /// Architecture of the image (chooses the BCJ filter).
-    #[arg(long, default_value = std::env::consts::ARCH)]
-    pub arch: String,
+    #[command(flatten)]
+    pub image: ImageArgs,
 
     /// Pin timestamps and identifiers to this time (seconds since 1970) for a
     /// reproducible image.
@@ -557,6 +523,41 @@ pub struct RpmSpecArgs {
     pub force: bool,
 }
 
+/// How the liveimg is made; shared by `liveimg pack` and `build`.
+#[derive(Debug, Args)]
+pub struct ImageArgs {
+    /// Label of rootfs.img; dracut and anaconda look for LiveOS.
+    #[arg(long, default_value = liveimg::DEFAULT_LABEL)]
+    pub label: String,
+
+    /// squashfs compressor.
+    #[arg(long, value_enum, default_value_t = liveimg::Compression::Xz)]
+    pub compression: liveimg::Compression,
+
+    /// Compression level (zstd 1-22, gzip 1-9; mksquashfs has none for xz and lz4).
+    #[arg(long)]
+    pub level: Option<u32>,
+
+    /// xz branch filter for executable code; auto uses x86 for x86_64 images, as lorax does.
+    #[arg(long, value_enum, default_value_t = liveimg::Bcj::Auto)]
+    pub bcj: liveimg::Bcj,
+
+    /// Architecture of the image (chooses the BCJ filter; names the build's image).
+    #[arg(long, default_value = std::env::consts::ARCH)]
+    pub arch: String,
+}
+
+impl ImageArgs {
+    fn squashfs(&self) -> liveimg::SquashfsOptions {
+        liveimg::SquashfsOptions {
+            compression: self.compression,
+            level: self.level,
+            bcj: self.bcj,
+            arch: self.arch.clone(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ReportFormat {
     Text,
@@ -608,16 +609,11 @@ fn build_cmd(args: BuildArgs) -> Result<ExitCode> {
         name: args.name,
         version: args.version,
         release: args.release,
-        arch: args.arch.clone(),
+        arch: args.image.arch.clone(),
         ks_version: args.ks_version,
         policy: args.policy,
-        squashfs: liveimg::SquashfsOptions {
-            compression: args.compression,
-            level: args.level,
-            bcj: args.bcj,
-            arch: args.arch,
-        },
-        label: args.label,
+        squashfs: args.image.squashfs(),
+        label: args.image.label.clone(),
         workdir: args.workdir,
         keep_workdir: args.keep_workdir,
         force: args.force,
@@ -768,14 +764,9 @@ fn inspect_cmd(args: InspectArgs) -> Result<ExitCode> {
 
 fn pack_cmd(args: PackArgs) -> Result<ExitCode> {
     let options = liveimg::PackOptions {
-        label: args.label,
+        label: args.image.label.clone(),
         size: args.size,
-        squashfs: liveimg::SquashfsOptions {
-            compression: args.compression,
-            level: args.level,
-            bcj: args.bcj,
-            arch: args.arch,
-        },
+        squashfs: args.image.squashfs(),
         source_date_epoch: args.source_date_epoch,
         workdir: args.workdir,
         overwrite: args.force,

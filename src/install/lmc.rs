@@ -41,20 +41,48 @@ pub struct Virt {
     pub vcpus: u32,
 }
 
+/// The image's file name in --resultdir.
+pub const IMAGE_NAME: &str = "rootfs.img";
+
+/// Where livemedia-creator keeps things, as paths it sees (on the host, or in a chroot).
+pub struct LmcPaths {
+    pub kickstart: std::ffi::OsString,
+    pub resultdir: std::ffi::OsString,
+    pub logfile: std::ffi::OsString,
+    pub tmp: std::ffi::OsString,
+}
+
 impl LmcOptions<'_> {
-    /// `--no-virt`, or the VM's boot ISO and size.
-    pub fn mode_args(&self) -> Vec<std::ffi::OsString> {
+    /// livemedia-creator's arguments: a filesystem image, `--no-virt` or the VM's boot
+    /// ISO and size, nodeimg's label, name, project and release, and where things go.
+    pub fn args(&self, paths: &LmcPaths) -> Vec<std::ffi::OsString> {
+        let mut args: Vec<std::ffi::OsString> = vec!["--make-fsimage".into()];
         match self.virt {
-            None => vec!["--no-virt".into()],
-            Some(virt) => vec![
+            None => args.push("--no-virt".into()),
+            Some(virt) => args.extend([
                 "--iso".into(),
                 virt.iso.clone().into_os_string(),
                 "--ram".into(),
                 virt.ram.to_string().into(),
                 "--vcpus".into(),
                 virt.vcpus.to_string().into(),
-            ],
+            ]),
         }
+        let pairs = [
+            ("--ks", paths.kickstart.clone()),
+            ("--fs-label", self.label.into()),
+            ("--image-name", IMAGE_NAME.into()),
+            ("--project", self.project.into()),
+            ("--releasever", self.releasever.into()),
+            ("--resultdir", paths.resultdir.clone()),
+            ("--logfile", paths.logfile.clone()),
+            ("--tmp", paths.tmp.clone()),
+        ];
+        for (flag, value) in pairs {
+            args.push(flag.into());
+            args.push(value);
+        }
+        args
     }
 }
 
@@ -70,30 +98,17 @@ pub fn run(options: &LmcOptions) -> Result<LmcResult> {
     for dir in [&logs, &tmp] {
         fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
-    let image_name = "rootfs.img";
-    let cmd = Cmd::new("livemedia-creator")
-        .arg("--make-fsimage")
-        .args(options.mode_args())
-        .arg("--ks")
-        .arg(options.kickstart)
-        .args(["--fs-label", options.label, "--image-name", image_name])
-        .args([
-            "--project",
-            options.project,
-            "--releasever",
-            options.releasever,
-        ])
-        .arg("--resultdir")
-        .arg(&result_dir)
-        .arg("--logfile")
-        .arg(logs.join("livemedia.log"))
-        .arg("--tmp")
-        .arg(&tmp);
+    let cmd = Cmd::new("livemedia-creator").args(options.args(&LmcPaths {
+        kickstart: options.kickstart.into(),
+        resultdir: result_dir.clone().into(),
+        logfile: logs.join("livemedia.log").into(),
+        tmp: tmp.into(),
+    }));
     let outcome = cmd.run();
     release_leftovers(options.work);
     match outcome {
         Ok(_) => {
-            let image = result_dir.join(image_name);
+            let image = result_dir.join(IMAGE_NAME);
             anyhow::ensure!(
                 image.is_file(),
                 "livemedia-creator finished but left no {} (see {})",

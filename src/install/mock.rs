@@ -41,7 +41,6 @@ fn build_in_chroot(
         .context("copying the kickstart into the mock chroot")?;
     // mock --copyout creates the directory (it copies a tree to a new path).
     let logs = lmc::log_dir(options.work);
-    let image = "rootfs.img";
     let ran = Cmd::new("mock")
         .args([
             "-r",
@@ -51,23 +50,13 @@ fn build_in_chroot(
             "--chroot",
             "--",
         ])
-        .args(["livemedia-creator", "--make-fsimage"])
-        .args(options.mode_args())
-        .arg("--ks")
-        .arg(&ks)
-        .args(["--fs-label", options.label, "--image-name", image])
-        .args([
-            "--project",
-            options.project,
-            "--releasever",
-            options.releasever,
-        ])
-        .arg("--resultdir")
-        .arg(format!("{BUILDDIR}/result"))
-        .arg("--logfile")
-        .arg(format!("{BUILDDIR}/logs/livemedia.log"))
-        .arg("--tmp")
-        .arg(format!("{BUILDDIR}/tmp"))
+        .arg("livemedia-creator")
+        .args(options.args(&lmc::LmcPaths {
+            kickstart: ks.clone().into(),
+            resultdir: format!("{BUILDDIR}/result").into(),
+            logfile: format!("{BUILDDIR}/logs/livemedia.log").into(),
+            tmp: format!("{BUILDDIR}/tmp").into(),
+        }))
         .run();
     // The logs come out whether the install worked or not.
     let copied_logs = mock("--copyout")
@@ -87,9 +76,9 @@ fn build_in_chroot(
         });
     }
     copied_logs.context("copying the installer's logs out of the mock chroot")?;
-    let local: PathBuf = options.work.join(image);
+    let local: PathBuf = options.work.join(lmc::IMAGE_NAME);
     mock("--copyout")
-        .arg(format!("{BUILDDIR}/result/{image}"))
+        .arg(format!("{BUILDDIR}/result/{}", lmc::IMAGE_NAME))
         .arg(&local)
         .run()
         .context("copying the image out of the mock chroot")?;

@@ -378,14 +378,21 @@ fn run(options: &BuildOptions, started_at: u64) -> Result<BuildRecord> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let mut outputs = Vec::new();
-    for file in [
-        &image_name,
-        &rpm_name,
-        &flat_name,
-        &manifest_name,
-        &unsigned_name,
-    ] {
+    // The RPM writer has already hashed the image (its file digest): no second read.
+    let image_sha256 = written
+        .file_digests
+        .iter()
+        .find(|(path, _)| path.ends_with(".squashfs.img"))
+        .map(|(_, digest)| digest.clone())
+        .context("the update RPM records no digest for the image")?;
+    let mut outputs = vec![Output {
+        file: image_name.clone(),
+        bytes: fs::metadata(staging.join(&image_name))
+            .with_context(|| format!("reading {image_name}"))?
+            .len(),
+        sha256: image_sha256,
+    }];
+    for file in [&rpm_name, &flat_name, &manifest_name, &unsigned_name] {
         outputs.push(describe(staging, file)?);
     }
     let record = BuildRecord {

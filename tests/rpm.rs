@@ -8,7 +8,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use common::node::{node_tree, nodeimg, pack};
+use common::node::{build_rpm_with, node_tree, nodeimg, pack, placeholder_rpm};
 use common::run;
 
 const EPOCH: &str = "1764028800";
@@ -399,19 +399,7 @@ fn bad_input_is_refused_by_name_and_leaves_nothing() {
 #[test]
 fn the_placeholder_is_an_empty_noarch_package() {
     let scratch = tempfile::tempdir().unwrap();
-    let out = scratch.path();
-    run(nodeimg()
-        .args([
-            "rpm",
-            "placeholder",
-            "--version",
-            "4.5.6",
-            "--release",
-            "1.el9",
-            "-o",
-        ])
-        .arg(out));
-    let rpm = out.join("ovirt-node-ng-image-update-placeholder-4.5.6-1.el9.noarch.rpm");
+    let rpm = placeholder_rpm(scratch.path());
     assert_eq!(
         query(
             &rpm,
@@ -430,19 +418,7 @@ fn the_placeholder_is_an_empty_noarch_package() {
 /// rpmbuild makes a stub package: `imgbased` for the update's Requires, and one that
 /// provides /bin/sh for its scriptlets (which dnf is told not to run).
 fn stub(top: &Path, name: &str, provides: &str) -> PathBuf {
-    fs::create_dir_all(top).unwrap();
-    let spec = top.join(format!("{name}.spec"));
-    fs::write(
-        &spec,
-        format!("Name: {name}\nVersion: 1.2.30\nRelease: 1\nSummary: stub\nLicense: MIT\nBuildArch: noarch\n{provides}\n%description\nstub\n%files\n"),
-    )
-    .unwrap();
-    run(Command::new("rpmbuild")
-        .arg("-bb")
-        .arg("--define")
-        .arg(format!("_topdir {}", top.display()))
-        .arg(&spec));
-    top.join(format!("RPMS/noarch/{name}-1.2.30-1.noarch.rpm"))
+    build_rpm_with(top, name, None, "1.2.30", "1", provides)
 }
 
 /// One createrepo_c repository per call.
@@ -510,23 +486,8 @@ fn dnf_upgrades_the_placeholder_to_the_update_and_the_update_to_the_next() {
         );
         out.join(format!("{UPDATE}-{version}-{release}.noarch.rpm"))
     };
-    let placeholder_dir = s.join("placeholder");
-    fs::create_dir(&placeholder_dir).unwrap();
-    run(nodeimg()
-        .args([
-            "rpm",
-            "placeholder",
-            "--version",
-            "4.5.6",
-            "--release",
-            "1.el9",
-            "-o",
-        ])
-        .arg(&placeholder_dir));
-    let node = repo(
-        &s.join("repo-node"),
-        &[&placeholder_dir.join("ovirt-node-ng-image-update-placeholder-4.5.6-1.el9.noarch.rpm")],
-    );
+    let placeholder = placeholder_rpm(&s.join("placeholder"));
+    let node = repo(&s.join("repo-node"), &[&placeholder]);
     let root = s.join("root");
     let cache = s.join("cache");
     let ok = |out: Output| {

@@ -25,13 +25,25 @@ pub fn build_rpm(
     version: &str,
     release: &str,
 ) -> PathBuf {
+    build_rpm_with(top, name, epoch, version, release, "")
+}
+
+/// The same, with extra preamble lines (`Provides: /bin/sh`, …).
+pub fn build_rpm_with(
+    top: &Path,
+    name: &str,
+    epoch: Option<u32>,
+    version: &str,
+    release: &str,
+    preamble: &str,
+) -> PathBuf {
     fs::create_dir_all(top).unwrap();
     let spec = top.join(format!("{name}.spec"));
     let epoch = epoch.map(|e| format!("Epoch: {e}\n")).unwrap_or_default();
     fs::write(
         &spec,
         format!(
-            "Name: {name}\n{epoch}Version: {version}\nRelease: {release}\nSummary: test package\nLicense: MIT\nBuildArch: noarch\n%description\ntest\n%files\n"
+            "Name: {name}\n{epoch}Version: {version}\nRelease: {release}\nSummary: test package\nLicense: MIT\nBuildArch: noarch\n{preamble}\n%description\ntest\n%files\n"
         ),
     )
     .unwrap();
@@ -42,6 +54,23 @@ pub fn build_rpm(
         .arg(&spec));
     top.join("RPMS/noarch")
         .join(format!("{name}-{version}-{release}.noarch.rpm"))
+}
+
+/// `nodeimg rpm placeholder` 4.5.6-1.el9 into `dir`; returns the .rpm path.
+pub fn placeholder_rpm(dir: &Path) -> PathBuf {
+    fs::create_dir_all(dir).unwrap();
+    run(nodeimg()
+        .args([
+            "rpm",
+            "placeholder",
+            "--version",
+            "4.5.6",
+            "--release",
+            "1.el9",
+            "-o",
+        ])
+        .arg(dir));
+    dir.join("ovirt-node-ng-image-update-placeholder-4.5.6-1.el9.noarch.rpm")
 }
 
 /// Sign a package with a throw-away key.

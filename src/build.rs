@@ -60,6 +60,61 @@ pub struct BuildOptions {
     pub force: bool,
     pub source_date_epoch: Option<u64>,
     pub imgbased: String,
+    /// dnf's package cache for the dnf backend, shared between builds.
+    pub dnf_cache: PathBuf,
+    /// Let the kickstart's `--noverifyssl` through (dnf backend).
+    pub allow_noverifyssl: bool,
+}
+
+/// The installer a build runs, decided before anything else happens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Installer {
+    /// livemedia-creator on the host, or in mock with --mock.
+    Lmc,
+    Dnf,
+    /// --from-result: no install.
+    None,
+}
+
+fn choose_installer(options: &BuildOptions) -> Result<Installer> {
+    if options.from_result.is_some() {
+        return Ok(Installer::None);
+    }
+    // With --mock, livemedia-creator comes from the chroot, not the host.
+    let lmc = match &options.mock {
+        Some(_) => sys::cmd::which("mock"),
+        None => sys::cmd::which("livemedia-creator"),
+    };
+    let dnf = sys::cmd::which("dnf");
+    match (options.backend, lmc, dnf) {
+        (Backend::Dnf, _, _) if options.mock.is_some() || options.virt.is_some() => {
+            bail!("--mock and --virt-iso run livemedia-creator: they need --backend lmc")
+        }
+        (Backend::Auto | Backend::Lmc, Some(_), _) => Ok(Installer::Lmc),
+        (Backend::Lmc, None, _) if options.mock.is_some() => {
+            bail!("--mock needs mock (package mock on Fedora/EL)")
+        }
+        (Backend::Lmc, None, _) => {
+            bail!("livemedia-creator is not installed (package lorax-lmc-novirt on Fedora/EL)")
+        }
+        (Backend::Auto, None, _) if options.mock.is_some() || options.virt.is_some() => bail!(
+            "--mock and --virt-iso run livemedia-creator, which is not here (package {} on Fedora/EL)",
+            if options.mock.is_some() {
+                "mock"
+            } else {
+                "lorax-lmc-novirt"
+            }
+        ),
+        (Backend::Auto | Backend::Dnf, _, Some(_)) => Ok(Installer::Dnf),
+        (Backend::Dnf, _, None) => {
+            bail!("the dnf backend needs dnf (package dnf on Debian and Fedora)")
+        }
+        (Backend::Auto, None, None) => bail!(
+            "no installer here: neither livemedia-creator (package lorax-lmc-novirt on Fedora/EL) \
+             nor dnf (package dnf) is installed; or pass --from-result with an installed tree or \
+             filesystem image"
+        ),
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -84,6 +139,9 @@ pub struct Input {
     pub ks_version: String,
     pub from_result: Option<String>,
     pub backend: String,
+    /// The dnf backend's account of the install: commands applied, timings, bootloader.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub install: Option<serde_json::Value>,
     pub options: serde_json::Value,
     pub tools: serde_json::Value,
 }
@@ -176,13 +234,14 @@ fn run(options: &BuildOptions, started_at: u64) -> Result<BuildRecord> {
         })?;
     let staging = stage_dir.path();
     let mut stages = Stages { done: Vec::new() };
+    let installer = choose_installer(options)?;
 
     let report = stages.run("check", || {
         // The rules of the livemedia-creator run this build makes (none from a result).
-        let lmc = match (&options.from_result, &options.virt) {
-            (Some(_), _) => LmcMode::Off,
-            (None, Some(_)) => LmcMode::Virt,
-            (None, None) => LmcMode::NoVirt,
+        let lmc = match (installer, &options.virt) {
+            (Installer::None | Installer::Dnf, _) => LmcMode::Off,
+            (Installer::Lmc, Some(_)) => LmcMode::Virt,
+            (Installer::Lmc, None) => LmcMode::NoVirt,
         };
         let report = check::check(&options.kickstart, options.ks_version, options.policy, lmc);
         for finding in report.findings.iter().filter(|f| f.severity >= Severity::Warning) {
@@ -225,54 +284,73 @@ fn run(options: &BuildOptions, started_at: u64) -> Result<BuildRecord> {
 
     // The installer's work directory: its result is packed from there.
     let work = sys::temp_dir(&options.workdir, "nodeimg-install-")?;
-    let source = stages.run("install", || match &options.from_result {
-        Some(source) => Ok((source.clone(), format!("skipped: using {source}"))),
-        None => {
-            // With --mock, livemedia-creator comes from the chroot, not the host.
-            let lmc = match &options.mock {
-                Some(_) => sys::cmd::which("mock"),
-                None => sys::cmd::which("livemedia-creator"),
+    let mut dnf_record = None;
+    let source = stages.run("install", || match installer {
+        Installer::None => {
+            let source = options
+                .from_result
+                .clone()
+                .context("--from-result without a source")?;
+            let detail = format!("skipped: using {source}");
+            Ok((source, detail))
+        }
+        Installer::Lmc => {
+            let lmc_options = crate::install::lmc::LmcOptions {
+                kickstart: &staging.join(&flat_name),
+                work: work.path(),
+                label: &options.label,
+                project: "oVirt Node",
+                releasever: &report.version.releasever,
+                virt: options.virt.as_ref(),
             };
-            match (options.backend, lmc) {
-                (Backend::Auto | Backend::Lmc, Some(_)) => {
-                    let lmc_options = crate::install::lmc::LmcOptions {
-                        kickstart: &staging.join(&flat_name),
-                        work: work.path(),
-                        label: &options.label,
-                        project: "oVirt Node",
-                        releasever: &report.version.releasever,
-                        virt: options.virt.as_ref(),
-                    };
-                    let result = match &options.mock {
-                        Some(config) => crate::install::mock::run(config, &lmc_options),
-                        None => crate::install::lmc::run(&lmc_options),
-                    };
-                    // The installer's logs go with the build's, whatever happened.
-                    copy_logs(
-                        &crate::install::lmc::log_dir(work.path()),
-                        &options.outdir.join("logs"),
-                    );
-                    let result = result?;
-                    Ok((
-                        liveimg::Source::Fsimage {
-                            path: result.image.clone(),
-                        },
-                        format!("livemedia-creator made {}", result.image.display()),
-                    ))
-                }
-                (Backend::Lmc, None) if options.mock.is_some() => {
-                    bail!("--mock needs mock (package mock on Fedora/EL)")
-                }
-                (Backend::Lmc, None) => bail!(
-                    "livemedia-creator is not installed (package lorax-lmc-novirt on Fedora/EL)"
-                ),
-                (Backend::Auto | Backend::Dnf, _) => bail!(
-                    "no installer backend here: livemedia-creator is not installed (package \
-                     lorax-lmc-novirt on Fedora/EL) and the native dnf backend is not part of \
-                     this nodeimg yet (issue 7); pass --from-result with an installed tree or \
-                     filesystem image"
-                ),
-            }
+            let result = match &options.mock {
+                Some(config) => crate::install::mock::run(config, &lmc_options),
+                None => crate::install::lmc::run(&lmc_options),
+            };
+            // The installer's logs go with the build's, whatever happened.
+            copy_logs(
+                &crate::install::lmc::log_dir(work.path()),
+                &options.outdir.join("logs"),
+            );
+            let result = result?;
+            Ok((
+                liveimg::Source::Fsimage {
+                    path: result.image.clone(),
+                },
+                format!("livemedia-creator made {}", result.image.display()),
+            ))
+        }
+        Installer::Dnf => {
+            let version: Version = report
+                .version
+                .version
+                .parse()
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let installed = crate::install::dnf::install(&crate::install::dnf::DnfOptions {
+                model: &report.model,
+                work: work.path(),
+                logs: &options.outdir.join("logs"),
+                releasever: &report.version.releasever,
+                arch: &options.arch,
+                rpmdb: crate::install::dnf::rpmdb_path(version),
+                cache: &options.dnf_cache,
+                allow_noverifyssl: options.allow_noverifyssl,
+            })?;
+            let detail = format!(
+                "dnf installed into {} ({})",
+                installed.tree.display(),
+                installed
+                    .timings
+                    .iter()
+                    .map(|(step, s)| format!("{step} {s:.1} s"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            let source = liveimg::Source::Dir {
+                path: installed.tree.clone(),
+            };
+            dnf_record = Some(installed);
+            Ok((source, detail))
         }
     })?;
 
@@ -409,11 +487,15 @@ fn run(options: &BuildOptions, started_at: u64) -> Result<BuildRecord> {
             kickstart_sha256: flat_sha,
             ks_version: report.version.version.clone(),
             from_result: options.from_result.as_ref().map(ToString::to_string),
-            backend: match (&options.from_result, &options.mock) {
-                (Some(_), _) => "from-result".to_owned(),
-                (None, Some(config)) => format!("lmc in mock {config}"),
-                (None, None) => format!("{:?}", options.backend).to_lowercase(),
+            backend: match (installer, &options.mock) {
+                (Installer::None, _) => "from-result".to_owned(),
+                (Installer::Lmc, Some(config)) => format!("lmc in mock {config}"),
+                (Installer::Lmc, None) => "lmc".to_owned(),
+                (Installer::Dnf, _) => "dnf".to_owned(),
             },
+            install: dnf_record
+                .as_ref()
+                .map(|i| serde_json::to_value(i).unwrap_or_default()),
             options: serde_json::json!({
                 "compression": pack_report.squashfs.compression,
                 "level": pack_report.squashfs.level,

@@ -57,6 +57,9 @@ pub enum Command {
     Check(CheckArgs),
     Flatten(FlattenArgs),
     Inspect(InspectArgs),
+    /// Internal: run a program in a private mount namespace against an installed tree.
+    #[command(name = "internal-sandbox", hide = true)]
+    InternalSandbox(crate::install::sandbox::SandboxArgs),
     #[command(subcommand)]
     Rpm(RpmCommand),
 }
@@ -71,15 +74,21 @@ pub enum Command {
 /// CHECKSUMS.sha256, only when the whole build succeeded; logs/ holds nodeimg's log
 /// either way. V-R default to the placeholder's in the image.
 ///
-/// The installer backends (livemedia-creator, native dnf) are not part of this nodeimg
-/// yet: --from-result takes the root filesystem of an earlier install (an fsimage,
-/// a disk image or an installed tree), as livemedia-creator's own image reuse does.
+/// Installers (--backend): `lmc` runs livemedia-creator --no-virt --make-fsimage on the
+/// host, or in a mock chroot with --mock as koji does, or in a VM with --virt-iso;
+/// `dnf` installs natively with dnf --installroot into a directory, then applies the
+/// kickstart's commands and scripts to the tree (any host with dnf; no anaconda);
+/// `auto` takes lmc when livemedia-creator is here, else dnf. --from-result skips the
+/// install and takes the root filesystem of an earlier one (an fsimage, a disk image
+/// or an installed tree), as livemedia-creator's own image reuse does.
 #[derive(Debug, Args)]
 #[command(
     disable_version_flag = true,
     after_help = "\
-Example:
-  nodeimg build kickstarts/ovirt-node-ng-image.ks --from-result fsimage:lmc/root.img -o out/
+Examples:
+  nodeimg build kickstarts/ovirt-node-ng-image.ks -o out/
+  nodeimg build node.ks --backend lmc --mock centos-stream+epel-9-x86_64 -o out/
+  nodeimg build node.ks --from-result fsimage:lmc/root.img -o out/
   SOURCE_DATE_EPOCH=1764028800 nodeimg build node.ks --from-result dir:/var/tmp/root \\
     --compression zstd -o out/ && (cd out && sha256sum -c CHECKSUMS.sha256)"
 )]
@@ -166,6 +175,20 @@ pub struct BuildArgs {
     /// Replace the artifacts of an earlier build in OUTDIR.
     #[arg(long)]
     pub force: bool,
+
+    /// dnf's package cache (dnf backend); builds share it, one at a time.
+    #[arg(
+        long,
+        env = "NODEIMG_DNF_CACHE",
+        default_value = "/var/cache/nodeimg/dnf",
+        value_name = "DIR"
+    )]
+    pub dnf_cache: PathBuf,
+
+    /// Let a kickstart repository's --noverifyssl turn off TLS verification (dnf
+    /// backend); without this such a kickstart is refused.
+    #[arg(long)]
+    pub allow_noverifyssl: bool,
 
     /// Output format of the summary (on stdout).
     #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
@@ -591,6 +614,7 @@ fn run(command: Command) -> Result<ExitCode> {
         Command::Rpm(RpmCommand::Update(args)) => rpm_update_cmd(args),
         Command::Rpm(RpmCommand::Placeholder(args)) => rpm_placeholder_cmd(args),
         Command::Rpm(RpmCommand::Spec(args)) => rpm_spec_cmd(args),
+        Command::InternalSandbox(args) => match crate::install::sandbox::enter(args)? {},
     }
 }
 
@@ -619,6 +643,8 @@ fn build_cmd(args: BuildArgs) -> Result<ExitCode> {
         force: args.force,
         source_date_epoch: args.source_date_epoch,
         imgbased: args.imgbased,
+        dnf_cache: args.dnf_cache,
+        allow_noverifyssl: args.allow_noverifyssl,
     };
     crate::package::writer::validate_name(&options.name)?;
     let record = crate::build::build(&options)?;

@@ -196,7 +196,11 @@ fn a_kickstart_with_errors_never_starts_the_build() {
 fn without_an_installer_the_build_says_what_to_install() {
     let scratch = tempfile::tempdir().unwrap();
     let out = scratch.path().join("out");
+    // A PATH with neither livemedia-creator nor dnf on it.
+    let empty = scratch.path().join("bin");
+    fs::create_dir_all(&empty).unwrap();
     let done = nodeimg()
+        .env("PATH", &empty)
         .args(["build", NODE_KS, "-o"])
         .arg(&out)
         .output()
@@ -204,10 +208,23 @@ fn without_an_installer_the_build_says_what_to_install() {
     assert_eq!(done.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&done.stderr);
     assert!(
-        stderr.contains("lorax-lmc-novirt") && stderr.contains("--from-result"),
+        stderr.contains("lorax-lmc-novirt")
+            && stderr.contains("package dnf")
+            && stderr.contains("--from-result"),
         "{stderr}"
     );
     assert_eq!(entries(&out), ["logs"]);
+
+    // Asked for, a missing backend is named alone.
+    let done = nodeimg()
+        .env("PATH", &empty)
+        .args(["build", "--backend", "dnf", NODE_KS, "-o"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert_eq!(done.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&done.stderr);
+    assert!(stderr.contains("the dnf backend needs dnf"), "{stderr}");
 }
 
 #[test]
@@ -272,7 +289,8 @@ fn a_build_through_livemedia_creator_keeps_its_logs() {
         String::from_utf8_lossy(&done.stderr)
     );
     let record: serde_json::Value = serde_json::from_slice(&done.stdout).unwrap();
-    assert_eq!(record["input"]["backend"], "auto");
+    // The backend that ran (auto chose it).
+    assert_eq!(record["input"]["backend"], "lmc");
     assert!(
         record["stages"][2]["detail"]
             .as_str()
@@ -535,6 +553,7 @@ fn a_virt_mode_build_boots_the_given_iso() {
     )
     .unwrap();
     let refused = nodeimg()
+        .env("PATH", standin_path())
         .args(["build", "--policy", "generic"])
         .arg(&ks)
         .arg("--virt-iso")

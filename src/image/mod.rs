@@ -29,7 +29,13 @@ pub const PLACEHOLDER: &str = "ovirt-node-ng-image-update-placeholder";
 /// Where `imgbase image-build --postprocess` records the image's NVR.
 pub const NVR_FILE: &str = "/usr/share/imgbase/build/meta/nvr";
 /// rpmdb locations, the Node's first (imgbased moves it under /usr).
-const RPMDBS: [&str; 2] = ["/usr/share/rpm/rpmdb.sqlite", "/var/lib/rpm/rpmdb.sqlite"];
+/// Where rpm keeps its database: /usr/lib/sysimage/rpm on Fedora 36+ and EL10,
+/// /var/lib/rpm on EL9 (/usr/share/rpm with imgbased's layout).
+const RPMDBS: [&str; 3] = [
+    "/usr/share/rpm/rpmdb.sqlite",
+    "/var/lib/rpm/rpmdb.sqlite",
+    "/usr/lib/sysimage/rpm/rpmdb.sqlite",
+];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -271,7 +277,7 @@ fn inspect_root(
             Some(found) => format!(
                 "the rpmdb is Berkeley DB ({found}, EL8 or older): nodeimg reads only sqlite rpmdbs (EL9, Fedora 33+)"
             ),
-            None => "no rpmdb (rpmdb.sqlite under /usr/share/rpm or /var/lib/rpm): the packages are unknown"
+            None => "no rpmdb (rpmdb.sqlite under /usr/share/rpm, /var/lib/rpm or /usr/lib/sysimage/rpm): the packages are unknown"
                 .to_owned(),
         });
     }

@@ -43,6 +43,9 @@ pub struct Model {
     pub action: Option<String>,
     pub packages: Option<Packages>,
     pub scripts: Vec<Script>,
+    /// Every command line, in order: what a backend checks it can honour.
+    #[serde(skip)]
+    pub commands: Vec<(String, Origin)>,
 }
 
 impl Model {
@@ -244,6 +247,9 @@ fn boolean(value: &str) -> bool {
 pub fn build(ks: &Kickstart, version: Version) -> Model {
     let mut model = Model::default();
     for command in ks.commands() {
+        model
+            .commands
+            .push((command.name.clone(), command.origin.clone()));
         let Some(notation) = spec_notation(version, &command.name) else {
             continue;
         };

@@ -101,6 +101,7 @@ pub struct Cmd {
     program: OsString,
     args: Vec<OsString>,
     env: Vec<(OsString, Option<OsString>)>,
+    clear_env: bool,
     cwd: Option<PathBuf>,
     timeout: Option<Duration>,
     capture: bool,
@@ -115,6 +116,7 @@ impl Cmd {
             program: program.as_ref().to_owned(),
             args: Vec::new(),
             env: Vec::new(),
+            clear_env: false,
             cwd: None,
             timeout: None,
             capture: false,
@@ -148,6 +150,12 @@ impl Cmd {
     /// Do not pass `key` on from nodeimg's own environment.
     pub fn env_remove(mut self, key: impl AsRef<OsStr>) -> Cmd {
         self.env.push((key.as_ref().to_owned(), None));
+        self
+    }
+
+    /// Start from an empty environment (then [`Cmd::env`] adds to it).
+    pub fn env_clear(mut self) -> Cmd {
+        self.clear_env = true;
         self
     }
 
@@ -217,6 +225,9 @@ impl Cmd {
             // Its own process group: we can stop the whole tree it starts, and a
             // Ctrl-C at the terminal reaches nodeimg alone, which then decides.
             .process_group(0);
+        if self.clear_env {
+            command.env_clear();
+        }
         for (key, value) in &self.env {
             match value {
                 Some(value) => command.env(key, value),

@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests.
 
 pub mod node;
+pub mod repo;
 
 use std::path::Path;
 use std::time::{Duration, Instant};

@@ -27,15 +27,18 @@ as_root() {
 }
 
 # Tools and libraries: rpm tooling (rpmsign and gpg sign test packages; rpm2cpio and
-# cpio unpack payloads), dnf,
-# createrepo, squashfs-tools, e2fsprogs, partitioning tools, OpenSSL and pkg-config for the Rust TLS stack, and what the
-# Python packages build against (krb5-config for gssapi, which koji pulls in).
+# cpio unpack payloads), dnf (the native installer), systemctl and setfiles (it applies
+# services and SELinux labels to the tree), createrepo, squashfs-tools, e2fsprogs,
+# partitioning tools, static busybox (the /bin/sh of the dnf tests' chroot), OpenSSL and
+# pkg-config for the Rust TLS stack, and what the Python packages build against
+# (krb5-config for gssapi, which koji pulls in).
 debian_packages=(
-    rpm rpm2cpio cpio python3-rpm dnf createrepo-c squashfs-tools e2fsprogs fdisk gdisk mount gpg qemu-utils
-    libssl-dev pkg-config libkrb5-dev gcc python3-venv python3-dev
+    rpm rpm2cpio cpio python3-rpm dnf systemd policycoreutils busybox-static createrepo-c
+    squashfs-tools e2fsprogs fdisk gdisk mount gpg qemu-utils libssl-dev pkg-config libkrb5-dev gcc python3-venv python3-dev
 )
 fedora_packages=(
-    rpm rpm-build rpm-sign cpio python3-rpm dnf createrepo_c squashfs-tools e2fsprogs
+    rpm rpm-build rpm-sign cpio python3-rpm dnf systemd policycoreutils busybox createrepo_c
+    squashfs-tools e2fsprogs
     util-linux gdisk gnupg2 qemu-img openssl-devel pkgconf-pkg-config krb5-devel gcc python3
     python3-devel
 )

@@ -178,7 +178,27 @@ pub const TOOLS: &[Tool] = &[
         without: "only raw disk images are accepted",
         packages: ("qemu-utils", "qemu-img"),
     },
+    Tool {
+        name: "systemctl",
+        version_args: &["--version"],
+        need: Need::Optional,
+        enables: "dnf backend: the kickstart's `services` and `firstboot` (systemctl --root on the tree)",
+        without: "dnf builds of kickstarts with services or firstboot lines fail",
+        packages: ("systemd", "systemd"),
+    },
+    Tool {
+        name: "setfiles",
+        // No version option: see NO_VERSION_OPTION.
+        version_args: &[],
+        need: Need::Optional,
+        enables: "dnf backend: SELinux labels from the tree's own policy",
+        without: "dnf builds of trees with an SELinux policy fail (they would boot unlabelled)",
+        packages: ("policycoreutils", "policycoreutils"),
+    },
 ];
+
+/// Tools with no way to ask their version (setfiles prints its usage for anything).
+const NO_VERSION_OPTION: &[&str] = &["setfiles"];
 
 /// Directories outside a user's PATH where system tools often live.
 const SBIN_DIRS: &[&str] = &["/usr/sbin", "/sbin", "/usr/local/sbin"];
@@ -302,6 +322,10 @@ fn examine_tool(tool: &Tool) -> ToolReport {
         return report;
     };
     report.found = true;
+    if NO_VERSION_OPTION.contains(&tool.name) {
+        report.path = Some(path);
+        return report;
+    }
     let probe = Cmd::new(&path)
         .args(tool.version_args)
         .env("LC_ALL", "C")

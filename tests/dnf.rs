@@ -171,6 +171,15 @@ fn a_dnf_build_installs_and_configures_what_the_kickstart_says() {
     assert!(read(&logs, "dnf.rpm.log").contains("extra-a"));
     assert!(read(&logs, "ks-script-1.log").contains("pre ran on the host"));
 
+    // nodeimg inspect reads the same packages from the image's rpmdb.
+    let image = b
+        .out
+        .join("ovirt-node-ng-image-4.5.6-1.el9.x86_64.liveimg.squashfs");
+    let inspected = run(nodeimg().args(["inspect", "--format", "json"]).arg(&image));
+    let inspected: serde_json::Value = serde_json::from_slice(&inspected.stdout).unwrap();
+    assert_eq!(inspected["placeholder"], "4.5.6-1.el9");
+    assert_eq!(inspected["packages"].as_array().unwrap().len(), names.len());
+
     let unpacked = tempfile::tempdir().unwrap();
     let (rootfs, tree) = unpack(&b.out, unpacked.path());
     let rpmdb = debugfs(&rootfs, "ls -l /var/lib/rpm");
@@ -196,10 +205,21 @@ fn a_dnf_build_installs_and_configures_what_the_kickstart_says() {
     // Accounts.
     let shadow = read(&tree, "etc/shadow");
     assert!(shadow.contains("root:!$6$saltsalt$"), "{shadow}");
-    assert!(
-        shadow.lines().any(|l| l.starts_with("node:!!:20418:")),
-        "{shadow}"
-    );
+    // The plaintext password hashed with SHA-512 crypt, locked: glibc's crypt agrees.
+    let node = shadow.lines().find(|l| l.starts_with("node:")).unwrap();
+    let fields: Vec<&str> = node.split(':').collect();
+    assert_eq!(fields[2], "20418", "{node}");
+    let hash = fields[1].strip_prefix('!').expect("locked");
+    assert!(hash.starts_with("$6$"), "{hash}");
+    let verified = run(Command::new("python3").args([
+        "-W",
+        "ignore",
+        "-c",
+        "import crypt, sys; print(crypt.crypt(sys.argv[1], sys.argv[2]) == sys.argv[2])",
+        "node-secret",
+        hash,
+    ]));
+    assert_eq!(String::from_utf8_lossy(&verified.stdout).trim(), "True");
     let passwd = read(&tree, "etc/passwd");
     assert!(
         passwd.contains("node:x:1500:1500:Node admin:/home/node:/bin/bash"),

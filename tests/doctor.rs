@@ -48,15 +48,29 @@ const VERSION_COMMANDS: &[(&str, &[&str])] = &[
     ("losetup", &["--version"]),
     ("mount", &["--version"]),
     ("qemu-img", &["--version"]),
+    ("systemctl", &["--version"]),
 ];
+
+/// Tools with no way to ask their version: doctor reports where they are, no version.
+const NO_VERSION: &[&str] = &["setfiles"];
 
 #[test]
 fn report_matches_command_v_and_the_tools_own_version_output() {
     let (_, report) = doctor_json(&mut nodeimg());
     assert_eq!(
         report["tools"].as_array().unwrap().len(),
-        VERSION_COMMANDS.len()
+        VERSION_COMMANDS.len() + NO_VERSION.len()
     );
+    for name in NO_VERSION {
+        let entry = tool(&report, name);
+        let found = Command::new("sh")
+            .args(["-c", &format!("command -v {name}")])
+            .status()
+            .unwrap()
+            .success();
+        assert_eq!(entry["found"], found, "{name}: {entry}");
+        assert!(entry["version"].is_null(), "{name}: {entry}");
+    }
     for (name, version_args) in VERSION_COMMANDS {
         let entry = tool(&report, name);
         let lookup = Command::new("sh")
@@ -117,6 +131,8 @@ fn the_tools_the_test_suite_installs_are_reported_present() {
         "e2fsck",
         "losetup",
         "mount",
+        "systemctl",
+        "setfiles",
     ] {
         assert_eq!(tool(&report, name)["found"], true, "{name}");
     }

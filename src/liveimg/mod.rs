@@ -233,10 +233,19 @@ pub fn pack(source: &Source, output: &Path, options: &PackOptions) -> Result<Pac
         human(sb.size_bytes()),
         options.squashfs.compression
     );
+    let progress = std::sync::Mutex::new(crate::sys::progress::Progress::new("squashfs", 0));
     Cmd::new("mksquashfs")
         .arg(&tree)
         .arg(out.path())
         .args(&squashfs_args)
+        .on_line(move |line| {
+            if let (Some((done, total)), Ok(mut p)) = (
+                crate::sys::progress::parse_mksquashfs(line),
+                progress.lock(),
+            ) {
+                p.set(done, total);
+            }
+        })
         // Timestamps are pinned by explicit options; mksquashfs refuses both at once.
         .env_remove("SOURCE_DATE_EPOCH")
         .run()

@@ -106,7 +106,6 @@ impl SquashfsOptions {
         let mut args = self.compressor_args()?;
         for fixed in [
             "-noappend",
-            "-no-progress",
             "-all-root",
             "-no-xattrs",
             "-mem",

@@ -95,6 +95,16 @@ impl Output {
     }
 }
 
+/// Called with every line a command prints (stdout and stderr), as it prints it.
+#[derive(Clone)]
+pub struct LineObserver(pub std::sync::Arc<dyn Fn(&str) + Send + Sync>);
+
+impl std::fmt::Debug for LineObserver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LineObserver")
+    }
+}
+
 /// A command to run: a builder over program, arguments and limits.
 #[derive(Debug, Clone)]
 pub struct Cmd {
@@ -102,6 +112,7 @@ pub struct Cmd {
     args: Vec<OsString>,
     env: Vec<(OsString, Option<OsString>)>,
     clear_env: bool,
+    observer: Option<LineObserver>,
     cwd: Option<PathBuf>,
     timeout: Option<Duration>,
     capture: bool,
@@ -117,6 +128,7 @@ impl Cmd {
             args: Vec::new(),
             env: Vec::new(),
             clear_env: false,
+            observer: None,
             cwd: None,
             timeout: None,
             capture: false,
@@ -150,6 +162,12 @@ impl Cmd {
     /// Do not pass `key` on from nodeimg's own environment.
     pub fn env_remove(mut self, key: impl AsRef<OsStr>) -> Cmd {
         self.env.push((key.as_ref().to_owned(), None));
+        self
+    }
+
+    /// See every output line as it comes (progress reports of long steps).
+    pub fn on_line(mut self, observer: impl Fn(&str) + Send + Sync + 'static) -> Cmd {
+        self.observer = Some(LineObserver(std::sync::Arc::new(observer)));
         self
     }
 
@@ -251,6 +269,7 @@ impl Cmd {
                 Pipe::Stdout,
                 name.clone(),
                 self.capture,
+                self.observer.clone(),
                 done_tx.clone(),
             )
         });
@@ -260,6 +279,7 @@ impl Cmd {
                 Pipe::Stderr,
                 name.clone(),
                 self.capture,
+                self.observer.clone(),
                 done_tx.clone(),
             )
         });
@@ -405,6 +425,7 @@ fn spawn_reader(
     which: Pipe,
     name: String,
     capture: bool,
+    observer: Option<LineObserver>,
     done: mpsc::Sender<Pipe>,
 ) -> thread::JoinHandle<Stream> {
     thread::spawn(move || {
@@ -413,7 +434,7 @@ fn spawn_reader(
         let mut raw = Vec::new();
         loop {
             raw.clear();
-            match reader.read_until(b'\n', &mut raw) {
+            match read_line_or_redraw(&mut reader, &mut raw) {
                 Ok(0) | Err(_) => break,
                 Ok(_) => {}
             }
@@ -421,8 +442,17 @@ fn spawn_reader(
                 stream.captured.extend_from_slice(&raw);
             }
             let line = String::from_utf8_lossy(&raw[..raw.len().min(MAX_LINE)]);
+            // A progress bar redraws its line with \r: the observer sees every state,
+            // the log and the error tail only finished lines.
+            let redraw = line.ends_with('\r');
             let line = line.trim_end_matches(['\n', '\r']);
             if line.is_empty() {
+                continue;
+            }
+            if let Some(observer) = &observer {
+                (observer.0)(line);
+            }
+            if redraw {
                 continue;
             }
             tracing::debug!(target: "nodeimg::exec", "{name}: {line}");
@@ -434,6 +464,30 @@ fn spawn_reader(
         let _ = done.send(which);
         stream
     })
+}
+
+/// Read up to and including the next `\n` or `\r`; returns the bytes read (0 at the end).
+fn read_line_or_redraw(reader: &mut impl BufRead, out: &mut Vec<u8>) -> std::io::Result<usize> {
+    let mut total = 0;
+    loop {
+        let buf = reader.fill_buf()?;
+        if buf.is_empty() {
+            return Ok(total);
+        }
+        match buf.iter().position(|&b| b == b'\n' || b == b'\r') {
+            Some(end) => {
+                out.extend_from_slice(&buf[..=end]);
+                reader.consume(end + 1);
+                return Ok(total + end + 1);
+            }
+            None => {
+                let n = buf.len();
+                out.extend_from_slice(buf);
+                reader.consume(n);
+                total += n;
+            }
+        }
+    }
 }
 
 /// Find `program` on PATH (a name with a `/` is used as given).

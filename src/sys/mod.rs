@@ -5,6 +5,7 @@ pub mod cancel;
 pub mod cmd;
 pub mod loopdev;
 pub mod mount;
+pub mod progress;
 
 use std::path::Path;
 

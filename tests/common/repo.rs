@@ -118,7 +118,7 @@ selinux --permissive
 authselect select minimal with-sudo
 rootpw --lock --iscrypted $6$saltsalt$2Xk0zS5Yb3c1nIX0WYdAkNG1dPZyQp2b1T1u8yOvOv6lB3gpVn0y2DqfHc8pLZ7R4rJm8B5C2V6ZkqM1hN0aR.
 group --name=kvm --gid=36
-user --name=node --lock --groups=wheel,kvm --uid=1500 --gecos="Node admin"
+user --name=node --lock --groups=wheel,kvm --uid=1500 --gecos="Node admin" --password=node-secret --plaintext
 sshkey --username=node "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAITESTKEY test@nodeimg"
 services --enabled=node-a --disabled=node-b
 firstboot --disable

@@ -233,6 +233,7 @@ pub fn run(t: &Transaction) -> Result<()> {
         .command("dnf", args)?
         .env("HOME", &home)
         .env("LC_ALL", "C.UTF-8")
+        .on_line(progress())
         .capture()
         .any_status();
     let result = cmd.run();
@@ -249,6 +250,46 @@ pub fn run(t: &Transaction) -> Result<()> {
         String::from_utf8_lossy(&output.stderr)
     );
     bail!("{}", explain(&text, t.repos, output.status.code()))
+}
+
+/// How often dnf's progress is reported at the default verbosity.
+const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// A line observer that reports dnf's progress: each phase when it starts
+/// (downloading, installing, scriptlets, verifying), then its current line at most
+/// every few seconds. Every line is in the build log anyway (debug).
+fn progress() -> impl Fn(&str) + Send + Sync + 'static {
+    let last = std::sync::Mutex::new((String::new(), std::time::Instant::now()));
+    move |line: &str| {
+        let text = line.trim();
+        let phase = if text.starts_with('(') && text.contains("): ") {
+            "downloading"
+        } else if let Some((verb, rest)) = text.split_once(':') {
+            let verb = verb.trim();
+            let counted = rest.trim_end().rsplit(' ').next().is_some_and(|n| {
+                n.split_once('/')
+                    .is_some_and(|(a, b)| a.parse::<u32>().is_ok() && b.parse::<u32>().is_ok())
+            });
+            match verb {
+                "Installing" | "Upgrading" | "Running scriptlet" | "Verifying" | "Preparing"
+                    if counted =>
+                {
+                    verb
+                }
+                _ => return,
+            }
+        } else {
+            return;
+        };
+        let Ok(mut last) = last.lock() else { return };
+        if last.0 != phase || last.1.elapsed() >= PROGRESS_EVERY {
+            tracing::info!(
+                "dnf: {}",
+                text.split_whitespace().collect::<Vec<_>>().join(" ")
+            );
+            *last = (phase.to_owned(), std::time::Instant::now());
+        }
+    }
 }
 
 /// dnf's failure in the kickstart's terms.

@@ -131,7 +131,7 @@ fn a_dnf_build_installs_and_configures_what_the_kickstart_says() {
     assert_eq!(record["version"], "4.5.6");
     let install = &record["input"]["install"];
     assert_eq!(install["bootloader"]["append"], "console=ttyS0");
-    assert_eq!(install["scripts"], 3);
+    assert_eq!(install["scripts"], 4);
     assert_eq!(install["selinux_relabelled"], "targeted");
     let no_effect = install["no_effect"].to_string();
     for name in ["zerombr", "clearpart", "poweroff"] {
@@ -190,6 +190,10 @@ fn a_dnf_build_installs_and_configures_what_the_kickstart_says() {
     assert!(!tree.join("usr/share/doc/extra-a/README").exists());
     // %post in the chroot (with /proc), its --log in the tree; --nochroot with the tree
     // at /mnt/sysroot and INSTALL_ROOT.
+    assert_eq!(
+        read(&tree, "etc/pre-install-ran"),
+        "before packages: 0 entries in /usr\n"
+    );
     assert_eq!(read(&tree, "etc/post-chroot"), "chroot-ok\n");
     assert_eq!(read(&tree, "etc/post-proc"), "proc-mounted\n");
     assert_eq!(
@@ -336,6 +340,17 @@ fn a_failing_post_with_erroronfail_fails_the_build_with_its_output() {
         .collect();
     assert!(logs.contains("onerror-ran"), "{logs}");
     assert_nothing_left(b.scratch.path());
+
+    // An interpreter the tree does not have fails the script before it runs.
+    let post = "%post --interpreter=/usr/bin/python3\nprint('never')\n%end\n";
+    let b = build(&small_kickstart("", "", post), &[]);
+    assert_eq!(b.output.status.code(), Some(1), "{}", b.stderr());
+    assert!(
+        b.stderr()
+            .contains("the interpreter /usr/bin/python3 is not in the tree"),
+        "{}",
+        b.stderr()
+    );
 
     // Without --erroronfail the failure is a warning and the build goes on.
     let post = "%post\necho 'soft failure'\nexit 3\n%end\n";

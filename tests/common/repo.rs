@@ -132,6 +132,11 @@ poweroff
 echo "pre ran on the host"
 %end
 
+%pre-install
+mkdir -p "$INSTALL_ROOT/etc"
+echo "before packages: $(ls /mnt/sysroot/usr 2>/dev/null | wc -l) entries in /usr" > "$INSTALL_ROOT/etc/pre-install-ran"
+%end
+
 %packages --exclude-weakdeps --excludedocs --inst-langs=en
 @^node-env
 @node-extras
@@ -147,7 +152,7 @@ test -e /proc/self/status && echo proc-mounted > /etc/post-proc
 echo chroot-ok > /etc/post-chroot
 %end
 
-%post --nochroot
+%post --nochroot --interpreter=/bin/sh
 echo "$INSTALL_ROOT" > /mnt/sysroot/etc/post-nochroot
 test -f "$INSTALL_ROOT/etc/post-chroot" && echo saw-chroot >> /mnt/sysroot/etc/post-nochroot
 %end

@@ -161,6 +161,8 @@ pub struct BuildRecord {
     pub stages: Vec<Stage>,
     pub outputs: Vec<Output>,
     pub packages: Vec<String>,
+    /// The same packages with what koji records of them (sigmd5, signing key).
+    pub rpms: Vec<crate::image::rpmdb::Package>,
 }
 
 /// Runs the stages, timing each and saying so.
@@ -510,6 +512,7 @@ fn run(options: &BuildOptions, started_at: u64) -> Result<BuildRecord> {
         stages: stages.done,
         outputs,
         packages: inspection.manifest(),
+        rpms: inspection.packages.clone(),
     };
     let record_json = serde_json::to_string_pretty(&record)? + "\n";
     fs::write(staging.join("build.json"), &record_json)?;

@@ -57,6 +57,8 @@ pub enum Command {
     Check(CheckArgs),
     Flatten(FlattenArgs),
     Inspect(InspectArgs),
+    #[command(subcommand)]
+    Koji(crate::koji::command::KojiCommand),
     /// Internal: run a program in a private mount namespace against an installed tree.
     #[command(name = "internal-sandbox", hide = true)]
     InternalSandbox(crate::install::sandbox::SandboxArgs),
@@ -614,6 +616,7 @@ fn run(command: Command) -> Result<ExitCode> {
         Command::Rpm(RpmCommand::Update(args)) => rpm_update_cmd(args),
         Command::Rpm(RpmCommand::Placeholder(args)) => rpm_placeholder_cmd(args),
         Command::Rpm(RpmCommand::Spec(args)) => rpm_spec_cmd(args),
+        Command::Koji(command) => crate::koji::command::run(command),
         Command::InternalSandbox(args) => match crate::install::sandbox::enter(args)? {},
     }
 }

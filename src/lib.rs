@@ -11,6 +11,7 @@ pub mod exit;
 pub mod image;
 pub mod install;
 pub mod kickstart;
+pub mod koji;
 pub mod liveimg;
 pub mod logging;
 pub mod package;

@@ -274,3 +274,46 @@ fn unreadable_images_fail_clearly() {
     ]));
     fails(&plain, "no */*.img filesystem image in the squashfs");
 }
+
+#[test]
+fn package_digests_and_signing_keys_agree_with_rpm() {
+    let scratch = tempfile::tempdir().unwrap();
+    let root = node_tree(scratch.path());
+    let squashfs = scratch.path().join("node.liveimg.squashfs");
+    pack(&format!("dir:{}", root.display()), &squashfs);
+    let (_, report) = inspect_json(&squashfs);
+    // rpm's own reading of the same rpmdb: SIGMD5 and the signature's key id.
+    let out = run(Command::new("rpm").arg("--root").arg(&root).args([
+        "--dbpath",
+        "/usr/share/rpm",
+        "-qa",
+        "--qf",
+        "%{NAME} %{SIGMD5} %{RSAHEADER:pgpsig}\\n",
+    ]));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let packages = report["packages"].as_array().unwrap();
+    assert_eq!(packages.len(), text.lines().count(), "{text}");
+    let mut signed = 0;
+    for line in text.lines() {
+        let mut words = line.splitn(3, ' ');
+        let (name, sigmd5, sig) = (
+            words.next().unwrap(),
+            words.next().unwrap(),
+            words.next().unwrap(),
+        );
+        let package = packages.iter().find(|p| p["name"] == name).unwrap();
+        assert_eq!(package["sigmd5"], sigmd5, "{name}");
+        match sig.rsplit_once("Key ID ") {
+            Some((_, id)) => {
+                signed += 1;
+                assert_eq!(
+                    package["sigkey"],
+                    id[id.len() - 8..].to_lowercase(),
+                    "{name}"
+                );
+            }
+            None => assert!(package["sigkey"].is_null(), "{name}: {sig}"),
+        }
+    }
+    assert_eq!(signed, 1, "{text}");
+}

@@ -30,6 +30,10 @@ pub struct Package {
     pub release: String,
     pub arch: String,
     pub signed: bool,
+    /// MD5 of header and payload (koji's `sigmd5`), hex.
+    pub sigmd5: Option<String>,
+    /// The signing key's short id (koji's `sigkey`: the last 8 hex digits), when signed.
+    pub sigkey: Option<String>,
 }
 
 impl Package {
@@ -108,5 +112,80 @@ pub fn parse_blob(blob: &[u8]) -> Result<Package> {
         signed: SIGNATURE_TAGS
             .iter()
             .any(|&tag| header.entry_is_present(tag as u32)),
+        sigmd5: header
+            .get_entry_data_as_binary(IndexTag::RPMTAG_SIGMD5)
+            .ok()
+            .map(hex::encode),
+        sigkey: SIGNATURE_TAGS
+            .iter()
+            .find_map(|&tag| header.get_entry_data_as_binary(tag).ok())
+            .and_then(issuer_key_id)
+            .map(|id| id[id.len().saturating_sub(8)..].to_owned()),
     })
+}
+
+/// The issuer key id (hex) of an OpenPGP signature packet, as koji reads it to name a
+/// package's signing key: v3 carries it at a fixed place, v4 and later in an issuer
+/// (16) or issuer-fingerprint (33) subpacket.
+pub fn issuer_key_id(packet: &[u8]) -> Option<String> {
+    let first = *packet.first()?;
+    let (body_start, body_len) = if first & 0x40 == 0 {
+        // Old format: the length's size is in the low two bits.
+        match first & 3 {
+            0 => (2, *packet.get(1)? as usize),
+            1 => (
+                3,
+                u16::from_be_bytes([*packet.get(1)?, *packet.get(2)?]) as usize,
+            ),
+            2 => (
+                5,
+                u32::from_be_bytes(packet.get(1..5)?.try_into().ok()?) as usize,
+            ),
+            _ => (1, packet.len() - 1),
+        }
+    } else {
+        let (len, used) = new_length(packet.get(1..)?)?;
+        (1 + used, len)
+    };
+    let body = packet.get(body_start..body_start + body_len)?;
+    match *body.first()? {
+        3 => Some(hex::encode(body.get(7..15)?)),
+        4 | 5 => {
+            let hashed_len = u16::from_be_bytes([*body.get(4)?, *body.get(5)?]) as usize;
+            let hashed = body.get(6..6 + hashed_len)?;
+            let at = 6 + hashed_len;
+            let unhashed_len = u16::from_be_bytes([*body.get(at)?, *body.get(at + 1)?]) as usize;
+            let unhashed = body.get(at + 2..at + 2 + unhashed_len)?;
+            let mut fingerprint = None;
+            for area in [hashed, unhashed] {
+                let mut rest = area;
+                while !rest.is_empty() {
+                    let (len, used) = new_length(rest)?;
+                    let sub = rest.get(used..used + len)?;
+                    match sub.first().map(|t| t & 0x7f) {
+                        Some(16) => return Some(hex::encode(sub.get(1..9)?)),
+                        Some(33) => fingerprint = Some(hex::encode(sub.get(2..)?)),
+                        _ => {}
+                    }
+                    rest = &rest[used + len..];
+                }
+            }
+            fingerprint
+        }
+        _ => None,
+    }
+}
+
+/// An OpenPGP new-format length: (length, octets used).
+fn new_length(data: &[u8]) -> Option<(usize, usize)> {
+    let first = *data.first()? as usize;
+    match first {
+        0..=191 => Some((first, 1)),
+        192..=254 => Some((((first - 192) << 8) + *data.get(1)? as usize + 192, 2)),
+        255 => Some((
+            u32::from_be_bytes(data.get(1..5)?.try_into().ok()?) as usize,
+            5,
+        )),
+        _ => None,
+    }
 }

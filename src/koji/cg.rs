@@ -1,0 +1,488 @@
+//! Content-generator import of a finished build (`nodeimg koji import OUTDIR`):
+//! `CGInitBuild` reserves the NVR, every artifact and log goes to a directory of its
+//! own on the hub, `CGImport` takes metadata version 0 made from build.json (uploaded
+//! as metadata.json, so long component lists never meet the hub's 4 MiB request
+//! limit), and `tagBuild` tags it. Anything failing after the reservation refunds it
+//! (`CGRefundBuild`, state FAILED): no build is left reserved.
+
+use std::fs;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, ensure};
+use serde::Serialize;
+use serde_json::json;
+
+use super::session::Session;
+use super::upload::{self, Uploaded};
+use super::xmlrpc::{self, Fault, as_i64, as_str, member};
+
+/// What to import and how.
+pub struct ImportOptions<'a> {
+    pub outdir: &'a Path,
+    /// The content generator's name (`grantCGAccess`).
+    pub cg: &'a str,
+    pub tag: Option<&'a str>,
+    /// The build's `source` (a git URL, say); default: the kickstart and its hash.
+    pub source: Option<&'a str>,
+    pub chunk: usize,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Imported {
+    pub nvr: String,
+    pub build_id: i64,
+    pub directory: String,
+    pub uploads: Vec<Uploaded>,
+    pub tag_task: Option<i64>,
+}
+
+/// A name koji and a file system can both take.
+fn check_word(what: &str, value: &str) -> Result<()> {
+    ensure!(
+        !value.is_empty()
+            && value
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "._+-".contains(c)),
+        "{what} `{value}`: letters, digits, `.`, `_`, `+` and `-` only"
+    );
+    Ok(())
+}
+
+/// One file to upload and describe.
+struct Artifact {
+    local: PathBuf,
+    name: String,
+    kind: Kind,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Image,
+    Rpm,
+    Log,
+}
+
+fn random_hex() -> Result<String> {
+    let mut bytes = [0u8; 6];
+    fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
+    Ok(hex::encode(bytes))
+}
+
+/// This host's operating system as koji records it (os-release's PRETTY_NAME).
+fn host_os() -> String {
+    fs::read_to_string("/etc/os-release")
+        .ok()
+        .and_then(|text| {
+            text.lines()
+                .find_map(|l| l.strip_prefix("PRETTY_NAME="))
+                .map(|v| v.trim_matches('"').to_owned())
+        })
+        .unwrap_or_else(|| std::env::consts::OS.to_owned())
+}
+
+/// The artifacts of an OUTDIR, checked against its build.json.
+fn artifacts(outdir: &Path, record: &serde_json::Value) -> Result<Vec<Artifact>> {
+    let mut found = Vec::new();
+    let outputs = record["outputs"]
+        .as_array()
+        .context("build.json has no outputs")?;
+    for output in outputs {
+        let name = output["file"]
+            .as_str()
+            .context("an output without a file name")?;
+        let local = outdir.join(name);
+        let bytes = fs::metadata(&local)
+            .with_context(|| format!("{}: listed in build.json but missing", local.display()))?
+            .len();
+        ensure!(
+            Some(bytes) == output["bytes"].as_u64(),
+            "{} is {bytes} bytes, build.json says {}: it changed after the build",
+            local.display(),
+            output["bytes"]
+        );
+        let kind = if name.ends_with(".liveimg.squashfs") {
+            Kind::Image
+        } else if name.ends_with(".rpm") {
+            Kind::Rpm
+        } else {
+            Kind::Log
+        };
+        found.push(Artifact {
+            local,
+            name: name.to_owned(),
+            kind,
+        });
+    }
+    for name in ["build.json", "CHECKSUMS.sha256"] {
+        found.push(Artifact {
+            local: outdir.join(name),
+            name: name.to_owned(),
+            kind: Kind::Log,
+        });
+    }
+    let logs = outdir.join("logs");
+    if let Ok(entries) = fs::read_dir(&logs) {
+        let mut names: Vec<String> = entries
+            .flatten()
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+            .filter_map(|e| e.file_name().to_str().map(str::to_owned))
+            .collect();
+        names.sort();
+        for name in names {
+            // Log names share the directory with the artifacts: keep them apart.
+            found.push(Artifact {
+                local: logs.join(&name),
+                name: format!("log-{name}"),
+                kind: Kind::Log,
+            });
+        }
+    }
+    ensure!(
+        found.iter().any(|a| a.kind == Kind::Image),
+        "{}: build.json lists no *.liveimg.squashfs",
+        outdir.display()
+    );
+    Ok(found)
+}
+
+/// Metadata version 0 for the uploaded files.
+fn metadata(
+    record: &serde_json::Value,
+    cg: &str,
+    build_id: i64,
+    source: &str,
+    uploads: &[(Kind, String, Uploaded)],
+) -> serde_json::Value {
+    let arch = record["arch"].as_str().unwrap_or("noarch");
+    let components: Vec<serde_json::Value> = record["rpms"]
+        .as_array()
+        .map(|rpms| {
+            rpms.iter()
+                .map(|p| {
+                    json!({
+                        "type": "rpm",
+                        "name": p["name"],
+                        "version": p["version"],
+                        "release": p["release"],
+                        "epoch": p["epoch"],
+                        "arch": p["arch"],
+                        "sigmd5": p["sigmd5"],
+                        "signature": p["sigkey"],
+                    })
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let tools: Vec<serde_json::Value> = record["input"]["tools"]
+        .as_object()
+        .map(|tools| {
+            tools
+                .iter()
+                .map(|(name, version)| {
+                    json!({"name": name, "version": version.as_str().unwrap_or("unknown")})
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let output: Vec<serde_json::Value> = uploads
+        .iter()
+        .map(|(kind, name, up)| {
+            let mut o = json!({
+                "buildroot_id": 1,
+                "filename": name,
+                "filesize": up.bytes,
+                "checksum": up.sha256,
+                "checksum_type": "sha256",
+            });
+            match kind {
+                Kind::Image => {
+                    o["type"] = json!("image");
+                    o["arch"] = json!(arch);
+                    o["extra"] = json!({"image": {"arch": arch}});
+                    o["components"] = json!(components);
+                }
+                Kind::Rpm => {
+                    o["type"] = json!("rpm");
+                    o["arch"] = json!("noarch");
+                }
+                Kind::Log => {
+                    o["type"] = json!("log");
+                    o["arch"] = json!("noarch");
+                }
+            }
+            o
+        })
+        .collect();
+    json!({
+        "metadata_version": 0,
+        "build": {
+            "build_id": build_id,
+            "name": record["name"],
+            "version": record["version"],
+            "release": record["release"],
+            "source": source,
+            "start_time": record["started"],
+            "end_time": record["finished"],
+            "extra": {
+                "typeinfo": {"image": {}},
+                "nodeimg": {
+                    "backend": record["input"]["backend"],
+                    "kickstart_sha256": record["input"]["kickstart_sha256"],
+                    "ks_version": record["input"]["ks_version"],
+                    "nvr": record["nvr"],
+                },
+            },
+        },
+        "buildroots": [{
+            "id": 1,
+            "host": {"os": host_os(), "arch": std::env::consts::ARCH},
+            "content_generator": {"name": cg, "version": record["nodeimg"]},
+            "container": {"type": "none", "arch": arch},
+            "tools": tools,
+            "components": [],
+        }],
+        "output": output,
+    })
+}
+
+/// Import OUTDIR as a build.
+pub fn import(session: &mut Session, o: &ImportOptions) -> Result<Imported> {
+    let record_path = o.outdir.join("build.json");
+    let record: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(&record_path).with_context(|| {
+            format!(
+                "reading {} (is it a nodeimg build's OUTDIR?)",
+                record_path.display()
+            )
+        })?)
+        .with_context(|| format!("{}: not JSON", record_path.display()))?;
+    let field = |key: &str| -> Result<String> {
+        record[key]
+            .as_str()
+            .map(str::to_owned)
+            .with_context(|| format!("{}: no {key}", record_path.display()))
+    };
+    let (name, version, release) = (field("name")?, field("version")?, field("release")?);
+    crate::package::writer::validate_name(&name)?;
+    crate::package::writer::validate_evr_part("version", &version)?;
+    crate::package::writer::validate_evr_part("release", &release)?;
+    check_word("content generator", o.cg)?;
+    if let Some(tag) = o.tag {
+        check_word("tag", tag)?;
+    }
+    let found = artifacts(o.outdir, &record)?;
+    let nvr = format!("{name}-{version}-{release}");
+    let source = match o.source {
+        Some(s) => s.to_owned(),
+        None => format!(
+            "{}#sha256:{}",
+            record["input"]["kickstart"].as_str().unwrap_or("kickstart"),
+            record["input"]["kickstart_sha256"].as_str().unwrap_or("")
+        ),
+    };
+
+    session.login()?;
+    let reserved = session.call(
+        "CGInitBuild",
+        &[
+            xmlrpc::string(o.cg),
+            xmlrpc::from_json(&json!({"name": name, "version": version, "release": release}))
+                .map_err(anyhow::Error::msg)?,
+        ],
+        &[],
+    )?;
+    let build_id = member(&reserved, "build_id")
+        .and_then(as_i64)
+        .context("CGInitBuild returned no build_id")?;
+    let token = member(&reserved, "token")
+        .and_then(as_str)
+        .context("CGInitBuild returned no token")?
+        .to_owned();
+    tracing::info!("reserved {nvr} as build {build_id}");
+
+    let result = upload_and_import(session, o, &record, &found, build_id, &token, &source, &nvr);
+    match result {
+        Ok(mut imported) => {
+            if let Some(tag) = o.tag {
+                let task = session.call(
+                    "tagBuild",
+                    &[xmlrpc::string(tag), xmlrpc::int(build_id)],
+                    &[],
+                )?;
+                imported.tag_task = as_i64(&task);
+                tracing::info!("tagging {nvr} into {tag}");
+            }
+            Ok(imported)
+        }
+        Err(err) => {
+            tracing::error!("importing {nvr} failed; refunding build {build_id}");
+            if let Err(refund) = session.call(
+                "CGRefundBuild",
+                &[
+                    xmlrpc::string(o.cg),
+                    xmlrpc::int(build_id),
+                    xmlrpc::string(token.as_str()),
+                    xmlrpc::int(3),
+                ],
+                &[],
+            ) {
+                return Err(err.context(format!(
+                    "and refunding the reserved build {build_id} failed too: {refund:#}"
+                )));
+            }
+            Err(err.context(format!("build {build_id} ({nvr}) was refunded (FAILED)")))
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn upload_and_import(
+    session: &mut Session,
+    o: &ImportOptions,
+    record: &serde_json::Value,
+    found: &[Artifact],
+    build_id: i64,
+    token: &str,
+    source: &str,
+    nvr: &str,
+) -> Result<Imported> {
+    let directory = format!("nodeimg/{nvr}.{}", random_hex()?);
+    let mut uploads = Vec::new();
+    for artifact in found {
+        crate::sys::cancel::check()?;
+        tracing::info!("uploading {} to {directory}", artifact.name);
+        let up = upload::upload(
+            session,
+            &artifact.local,
+            &directory,
+            &artifact.name,
+            o.chunk,
+        )?;
+        // What was built is what was uploaded.
+        let expected = record["outputs"]
+            .as_array()
+            .and_then(|outs| {
+                outs.iter()
+                    .find(|out| out["file"] == artifact.name.as_str())
+            })
+            .and_then(|out| out["sha256"].as_str());
+        if let Some(expected) = expected {
+            ensure!(
+                expected == up.sha256,
+                "{}: SHA-256 {} is not build.json's {expected}: it changed after the build",
+                artifact.local.display(),
+                up.sha256
+            );
+        }
+        uploads.push((artifact.kind, artifact.name.clone(), up));
+    }
+    let meta = metadata(record, o.cg, build_id, source, &uploads);
+    let scratch = tempfile::tempdir()?;
+    let meta_path = scratch.path().join("metadata.json");
+    fs::write(&meta_path, serde_json::to_vec_pretty(&meta)?)?;
+    upload::upload(session, &meta_path, &directory, "metadata.json", o.chunk)?;
+
+    // A replicated hub may not see an upload at once ("Corrupted upload"): retry.
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match session.call(
+            "CGImport",
+            &[
+                xmlrpc::string("metadata.json"),
+                xmlrpc::string(directory.as_str()),
+            ],
+            &[("token", xmlrpc::string(token))],
+        ) {
+            Ok(_) => break,
+            Err(err)
+                if attempt < 10
+                    && err
+                        .downcast_ref::<Fault>()
+                        .is_some_and(|f| f.message.contains("Corrupted upload")) =>
+            {
+                tracing::warn!("CGImport: {err:#}; retrying in 1 s ({attempt} of 10)");
+                std::thread::sleep(std::time::Duration::from_secs(1));
+            }
+            Err(err) => return Err(err),
+        }
+    }
+    tracing::info!("imported {nvr} as build {build_id}");
+    Ok(Imported {
+        nvr: nvr.to_owned(),
+        build_id,
+        directory,
+        uploads: uploads.into_iter().map(|(_, _, u)| u).collect(),
+        tag_task: None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_checked() {
+        assert!(check_word("tag", "ovirt-4.5-el9").is_ok());
+        assert!(check_word("tag", "a b").is_err());
+        assert!(check_word("cg", "").is_err());
+    }
+
+    #[test]
+    fn metadata_has_what_cg_importer_requires() {
+        let record = json!({
+            "name": "ovirt-node-ng-image", "version": "4.5.6", "release": "1.el9",
+            "arch": "x86_64", "started": 10, "finished": 20, "nodeimg": "0.1.0", "nvr": "x",
+            "input": {"backend": "dnf", "kickstart_sha256": "ab", "ks_version": "RHEL9",
+                      "tools": {"mksquashfs": "4.5.1"}},
+            "rpms": [{"name": "bash", "epoch": null, "version": "5.1", "release": "1", "arch": "x86_64",
+                      "sigmd5": "00", "sigkey": "fd431d51", "signed": true}],
+        });
+        let up = |name: &str| Uploaded {
+            path: format!("d/{name}"),
+            bytes: 5,
+            sha256: "aa".into(),
+            resumed_at: 0,
+            requests: 1,
+        };
+        let uploads = vec![
+            (Kind::Image, "i.liveimg.squashfs".to_owned(), up("i")),
+            (Kind::Rpm, "u.noarch.rpm".to_owned(), up("u")),
+            (Kind::Log, "log-nodeimg.log".to_owned(), up("l")),
+        ];
+        let m = metadata(&record, "nodeimg", 7, "git+https://x#y", &uploads);
+        assert_eq!(m["metadata_version"], 0);
+        for key in [
+            "name",
+            "version",
+            "release",
+            "source",
+            "extra",
+            "start_time",
+            "end_time",
+        ] {
+            assert!(!m["build"][key].is_null(), "{key}");
+        }
+        assert_eq!(m["build"]["build_id"], 7);
+        assert!(m["build"]["extra"]["typeinfo"]["image"].is_object());
+        let br = &m["buildroots"][0];
+        for key in [
+            "id",
+            "host",
+            "content_generator",
+            "container",
+            "tools",
+            "components",
+        ] {
+            assert!(!br[key].is_null(), "{key}");
+        }
+        assert_eq!(br["tools"][0]["name"], "mksquashfs");
+        let image = &m["output"][0];
+        assert_eq!(image["type"], "image");
+        assert_eq!(image["extra"]["image"]["arch"], "x86_64");
+        assert_eq!(image["components"][0]["signature"], "fd431d51");
+        assert_eq!(m["output"][1]["type"], "rpm");
+        assert_eq!(m["output"][2]["type"], "log");
+    }
+}

@@ -1,0 +1,310 @@
+//! `nodeimg koji import | upload | call`: the command line of the koji client.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, Result, ensure};
+use clap::{Args, Subcommand};
+
+use super::config::{self, Auth, Profile};
+use super::session::Session;
+use crate::cli::ReportFormat;
+use crate::exit;
+
+/// Talk to a koji hub: import a build, upload files, call a method.
+#[derive(Debug, Subcommand)]
+#[command(after_help = "\
+Example:
+  nodeimg koji import out/ --profile koji --cg nodeimg --tag ovirt-4.5-el9-candidate
+  nodeimg koji upload out/ovirt-node-ng-image-update-4.5.6-1.el9.noarch.rpm --path nodeimg/test
+  nodeimg koji call getBuild ovirt-node-ng-image-4.5.6-1.el9")]
+pub enum KojiCommand {
+    Import(ImportArgs),
+    Upload(UploadArgs),
+    Call(CallArgs),
+}
+
+/// Which hub and how to log in: a profile of koji's configuration, or options.
+#[derive(Debug, Args)]
+pub struct Connection {
+    /// The profile in koji's configuration (/etc/koji.conf, ~/.koji/config, their
+    /// .d directories), as `koji -p NAME`.
+    #[arg(long, short = 'p', default_value = "koji", value_name = "NAME")]
+    pub profile: String,
+
+    /// Read only this configuration file (as `koji -c FILE`).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// The hub's URL; with it no configuration file is read.
+    #[arg(long, value_name = "URL")]
+    pub server: Option<String>,
+
+    /// Client certificate (PEM with its key, or with --key) for sslLogin.
+    #[arg(long, value_name = "PEM")]
+    pub cert: Option<PathBuf>,
+
+    /// The client certificate's key, when not in --cert's file.
+    #[arg(long, value_name = "PEM", requires = "cert")]
+    pub key: Option<PathBuf>,
+
+    /// CA bundle the hub's certificate must chain to (only it is trusted).
+    #[arg(long, value_name = "PEM")]
+    pub serverca: Option<PathBuf>,
+
+    /// User for password login (development hubs).
+    #[arg(long, value_name = "NAME", conflicts_with = "cert")]
+    pub user: Option<String>,
+
+    /// File holding the password for --user (never on the command line).
+    #[arg(long, value_name = "FILE", requires = "user")]
+    pub password_file: Option<PathBuf>,
+
+    /// Retries of a call after connection errors (koji's max_retries).
+    #[arg(long, value_name = "N")]
+    pub retries: Option<u32>,
+
+    /// Longest wait between retries, seconds (koji's retry_interval).
+    #[arg(long, value_name = "SECONDS")]
+    pub retry_interval: Option<f64>,
+}
+
+impl Connection {
+    pub fn profile(&self) -> Result<Profile> {
+        let mut profile = match &self.server {
+            Some(server) => Profile::direct(server),
+            None => {
+                let files = match &self.config {
+                    Some(file) => {
+                        ensure!(file.is_file(), "--config {}: no such file", file.display());
+                        vec![file.clone()]
+                    }
+                    None => config::default_files(),
+                };
+                config::load(&files, &self.profile)?
+            }
+        };
+        ensure!(
+            profile.server.starts_with("https://") || profile.server.starts_with("http://"),
+            "koji server {}: not an http(s) URL",
+            profile.server
+        );
+        if let Some(cert) = &self.cert {
+            profile.auth = Auth::Ssl {
+                cert: cert.clone(),
+                key: self.key.clone(),
+            };
+        }
+        if let Some(user) = &self.user {
+            let password = match &self.password_file {
+                Some(file) => std::fs::read_to_string(file)
+                    .with_context(|| format!("reading --password-file {}", file.display()))?
+                    .trim_end_matches(['\n', '\r'])
+                    .to_owned(),
+                None => std::env::var("NODEIMG_KOJI_PASSWORD").context(
+                    "--user needs --password-file FILE (or NODEIMG_KOJI_PASSWORD in the environment)",
+                )?,
+            };
+            profile.auth = Auth::Password {
+                user: user.clone(),
+                password,
+            };
+        }
+        if let Some(ca) = &self.serverca {
+            profile.serverca = Some(ca.clone());
+        }
+        if let Some(n) = self.retries {
+            profile.max_retries = n;
+        }
+        if let Some(s) = self.retry_interval {
+            profile.retry_interval = Duration::from_secs_f64(s);
+        }
+        Ok(profile)
+    }
+
+    fn session(&self) -> Result<Session> {
+        Session::new(self.profile()?)
+    }
+}
+
+/// Import a build's OUTDIR into koji as a content generator's build.
+///
+/// Reserves the NVR (CGInitBuild), uploads the image, the update RPM, the manifests,
+/// build.json and the logs to a directory of their own, imports them with metadata
+/// made from build.json (CGImport: the image as an image archive with its arch and the
+/// RPMs inside it as components, the update RPM, the logs), then tags the build with
+/// --tag. When anything fails after the reservation the build is refunded, so no build
+/// is left reserved. The user needs the content generator's access (an admin runs
+/// `koji grant-cg-access USER CG`).
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Example:
+  nodeimg koji import out/ --profile koji --cg nodeimg --tag ovirt-4.5-el9-candidate
+  nodeimg koji import out/ --server https://koji.example/kojihub --cert ~/.koji/client.pem \\
+    --serverca /etc/pki/koji-ca.pem --source git+https://github.com/oVirt/ovirt-node-ng-image#abc123")]
+pub struct ImportArgs {
+    /// A nodeimg build's artifacts directory (with build.json).
+    #[arg(value_name = "OUTDIR")]
+    pub outdir: PathBuf,
+
+    #[command(flatten)]
+    pub connection: Connection,
+
+    /// The content generator to import as.
+    #[arg(long, default_value = "nodeimg", value_name = "NAME")]
+    pub cg: String,
+
+    /// Tag the imported build.
+    #[arg(long, value_name = "TAG")]
+    pub tag: Option<String>,
+
+    /// The build's source (default: the kickstart's path and SHA-256).
+    #[arg(long, value_name = "URL")]
+    pub source: Option<String>,
+
+    /// Upload chunk size in bytes (default: the profile's upload_blocksize, 1 MiB).
+    #[arg(long, value_name = "BYTES")]
+    pub chunk_size: Option<usize>,
+
+    #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
+    pub format: ReportFormat,
+}
+
+/// Upload files to the hub's work directory with koji's fast-upload protocol.
+///
+/// Chunks are checked (size and adler32) as they go and the whole file (size and
+/// SHA-256, checkUpload) at the end. An upload that was cut off resumes where the hub's
+/// copy ends when that copy is a prefix of the file.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Example:
+  nodeimg koji upload out/*.squashfs out/*.rpm --path nodeimg/ovirt-node-ng-image-4.5.6-1.el9")]
+pub struct UploadArgs {
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+
+    /// The directory under the hub's work directory.
+    #[arg(long, value_name = "DIR")]
+    pub path: String,
+
+    #[command(flatten)]
+    pub connection: Connection,
+
+    /// Upload chunk size in bytes (default: the profile's upload_blocksize, 1 MiB).
+    #[arg(long, value_name = "BYTES")]
+    pub chunk_size: Option<usize>,
+
+    #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
+    pub format: ReportFormat,
+}
+
+/// Call a hub method and print its result as JSON.
+///
+/// Each ARG is JSON when it parses as JSON (numbers, null, true, lists, objects, quoted
+/// strings), else a string. --kwarg KEY=VALUE passes keyword arguments the same way.
+/// Logs in first when the profile or options give credentials.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Example:
+  nodeimg koji call getBuild ovirt-node-ng-image-4.5.6-1.el9
+  nodeimg koji call listTagged ovirt-4.5-el9 --kwarg latest=true")]
+pub struct CallArgs {
+    #[arg(value_name = "METHOD")]
+    pub method: String,
+
+    /// Arguments (after `--` when one starts with `-`, a negative number say).
+    #[arg(value_name = "ARG")]
+    pub args: Vec<String>,
+
+    /// A keyword argument, KEY=VALUE.
+    #[arg(long = "kwarg", value_name = "KEY=VALUE")]
+    pub kwargs: Vec<String>,
+
+    #[command(flatten)]
+    pub connection: Connection,
+}
+
+pub fn run(command: KojiCommand) -> Result<ExitCode> {
+    match command {
+        KojiCommand::Import(args) => import(args),
+        KojiCommand::Upload(args) => upload(args),
+        KojiCommand::Call(args) => call(args),
+    }
+}
+
+fn import(args: ImportArgs) -> Result<ExitCode> {
+    let mut session = args.connection.session()?;
+    let chunk = args.chunk_size.unwrap_or(session.profile.upload_blocksize);
+    let imported = super::cg::import(
+        &mut session,
+        &super::cg::ImportOptions {
+            outdir: &args.outdir,
+            cg: &args.cg,
+            tag: args.tag.as_deref(),
+            source: args.source.as_deref(),
+            chunk,
+        },
+    )?;
+    match args.format {
+        ReportFormat::Text => {
+            println!(
+                "{}: build {} ({} files in {})",
+                imported.nvr,
+                imported.build_id,
+                imported.uploads.len(),
+                imported.directory
+            );
+            if let (Some(task), Some(tag)) = (imported.tag_task, &args.tag) {
+                println!("tagging into {tag}: task {task}");
+            }
+        }
+        ReportFormat::Json => println!("{}", serde_json::to_string_pretty(&imported)?),
+    }
+    Ok(ExitCode::from(exit::SUCCESS))
+}
+
+fn upload(args: UploadArgs) -> Result<ExitCode> {
+    let mut session = args.connection.session()?;
+    session.login()?;
+    let chunk = args.chunk_size.unwrap_or(session.profile.upload_blocksize);
+    let mut done = Vec::new();
+    for file in &args.files {
+        let name = file
+            .file_name()
+            .and_then(|n| n.to_str())
+            .with_context(|| format!("{}: no usable file name", file.display()))?;
+        let up = super::upload::upload(&mut session, file, &args.path, name, chunk)?;
+        if args.format == ReportFormat::Text {
+            println!("{}: {} bytes, sha256 {}", up.path, up.bytes, up.sha256);
+        }
+        done.push(up);
+    }
+    if args.format == ReportFormat::Json {
+        println!("{}", serde_json::to_string_pretty(&done)?);
+    }
+    Ok(ExitCode::from(exit::SUCCESS))
+}
+
+fn call(args: CallArgs) -> Result<ExitCode> {
+    let mut session = args.connection.session()?;
+    session.login()?;
+    let params = args
+        .args
+        .iter()
+        .map(|a| super::value_from_arg(a))
+        .collect::<Result<Vec<_>>>()?;
+    let mut kwargs = Vec::new();
+    for kw in &args.kwargs {
+        let (key, value) = kw
+            .split_once('=')
+            .with_context(|| format!("--kwarg {kw}: expected KEY=VALUE"))?;
+        kwargs.push((key, super::value_from_arg(value)?));
+    }
+    let value = session.call(&args.method, &params, &kwargs)?;
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&super::xmlrpc::to_json(&value))?
+    );
+    Ok(ExitCode::from(exit::SUCCESS))
+}

@@ -1,0 +1,282 @@
+//! koji's fast-upload protocol: a raw POST per chunk (`filename`, `filepath`,
+//! `fileverify=adler32`, `offset`, `overwrite`), the size and adler32 of every chunk
+//! checked against the hub's answer, and `checkUpload` with sha256 at the end.
+//!
+//! Reading and hashing run on their own thread, a chunk ahead of the network, so the
+//! disk, the digests and the round trips overlap (koji's Python client does them one
+//! after the other). An upload that was cut off resumes: `checkUpload` says how much
+//! the hub has, and when the adler32 of that much of the local file matches, the upload
+//! goes on from there.
+
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::Path;
+use std::sync::mpsc;
+
+use anyhow::{Context, Result, bail, ensure};
+use dxr::Value;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use super::session::Session;
+use super::xmlrpc::{self, as_i64, as_str, member};
+
+/// What an upload did.
+#[derive(Debug, Clone, Serialize)]
+pub struct Uploaded {
+    /// `DIR/NAME` under the hub's work directory.
+    pub path: String,
+    pub bytes: u64,
+    pub sha256: String,
+    /// Where this run started (non-zero when it resumed an earlier one).
+    pub resumed_at: u64,
+    pub requests: u64,
+}
+
+/// Check an upload directory and file name as the hub does (`get_upload_path`), before
+/// anything is sent.
+pub fn check_names(dir: &str, name: &str) -> Result<()> {
+    ensure!(
+        !name.is_empty() && !name.contains('/') && !name.starts_with('.'),
+        "upload name `{name}`: no `/`, not starting with `.`"
+    );
+    ensure!(
+        !dir.is_empty()
+            && !dir.starts_with('/')
+            && !dir
+                .split('/')
+                .any(|c| c == ".." || c == "." || c.is_empty()),
+        "upload directory `{dir}`: a relative path without `.`, `..` or empty parts"
+    );
+    for text in [dir, name] {
+        ensure!(
+            !text.chars().any(char::is_control),
+            "upload path `{dir}/{name}`: control characters"
+        );
+    }
+    Ok(())
+}
+
+fn adler32(data: &[u8]) -> u32 {
+    let mut a = adler2::Adler32::new();
+    a.write_slice(data);
+    a.checksum()
+}
+
+/// `checkUpload(dir, name, verify)`: the hub's size and digest, None when it has nothing.
+fn check_upload(
+    session: &mut Session,
+    dir: &str,
+    name: &str,
+    verify: &str,
+) -> Result<Option<(u64, String)>> {
+    let value = session.call(
+        "checkUpload",
+        &[xmlrpc::string(dir), xmlrpc::string(name)],
+        &[("verify", xmlrpc::string(verify))],
+    )?;
+    if matches!(value, Value::Nil) {
+        return Ok(None);
+    }
+    let size = member(&value, "size")
+        .and_then(as_i64)
+        .context("checkUpload returned no size")?;
+    let digest = member(&value, "hexdigest")
+        .and_then(as_str)
+        .unwrap_or_default()
+        .to_owned();
+    Ok(Some((size as u64, digest)))
+}
+
+/// One chunk, read and hashed ahead of its request.
+struct Chunk {
+    offset: u64,
+    data: bytes::Bytes,
+    adler32: u32,
+}
+
+/// Upload `local` as `dir/name` in chunks of `chunk` bytes.
+pub fn upload(
+    session: &mut Session,
+    local: &Path,
+    dir: &str,
+    name: &str,
+    chunk: usize,
+) -> Result<Uploaded> {
+    check_names(dir, name)?;
+    ensure!(chunk > 0, "the chunk size must be positive");
+    ensure!(
+        session.logged_in(),
+        "uploading needs a logged-in session (a profile with authtype)"
+    );
+    let mut file = File::open(local).with_context(|| format!("opening {}", local.display()))?;
+    let size = file.metadata()?.len();
+    let path = format!("{dir}/{name}");
+
+    // Resume when the hub holds a prefix of this very file.
+    let mut start = 0;
+    if let Some((have, digest)) = check_upload(session, dir, name, "adler32")?
+        && have > 0
+        && have <= size
+    {
+        let mut prefix = adler2::Adler32::new();
+        let mut reader = (&mut file).take(have);
+        let mut buf = vec![0; 1 << 20];
+        loop {
+            let n = reader.read(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            prefix.write_slice(&buf[..n]);
+        }
+        if format!("{:08x}", prefix.checksum()) == digest {
+            tracing::info!("{path}: the hub has {have} of {size} bytes of this file; resuming");
+            start = have;
+        } else {
+            tracing::info!("{path}: the hub has {have} bytes of another file; replacing it");
+        }
+    }
+    file.seek(SeekFrom::Start(0))?;
+
+    // The reader: SHA-256 over the whole file, adler32 per chunk from `start`.
+    let (tx, rx) = mpsc::sync_channel::<Result<Chunk>>(2);
+    let reader = std::thread::spawn(move || -> Result<String> {
+        let mut sha = Sha256::new();
+        let mut offset = 0u64;
+        let mut sent_any = false;
+        loop {
+            let mut buf = vec![0u8; chunk];
+            let mut filled = 0;
+            while filled < chunk {
+                let n = file.read(&mut buf[filled..])?;
+                if n == 0 {
+                    break;
+                }
+                filled += n;
+            }
+            buf.truncate(filled);
+            sha.update(&buf);
+            let end = offset + filled as u64;
+            // Only what the hub lacks; an empty file still takes one request, as koji's
+            // client makes one.
+            let lacking = filled > 0 && end > start;
+            let empty_file = filled == 0 && offset == 0 && start == 0 && !sent_any;
+            if lacking || empty_file {
+                let skip = start.saturating_sub(offset) as usize;
+                let data = bytes::Bytes::from(buf).slice(skip..);
+                let item = Chunk {
+                    offset: offset + skip as u64,
+                    adler32: adler32(&data),
+                    data,
+                };
+                sent_any = true;
+                if tx.send(Ok(item)).is_err() {
+                    break;
+                }
+            }
+            offset = end;
+            if filled < chunk {
+                break;
+            }
+        }
+        Ok(hex::encode(sha.finalize()))
+    });
+
+    let mut progress = crate::sys::progress::Progress::new("upload", size);
+    let mut requests = 0;
+    let mut failure = None;
+    for item in rx.iter() {
+        let item = match item {
+            Ok(item) => item,
+            Err(err) => {
+                failure = Some(err);
+                break;
+            }
+        };
+        let len = item.data.len();
+        let query = [
+            ("filename", name.to_owned()),
+            ("filepath", dir.to_owned()),
+            ("fileverify", "adler32".to_owned()),
+            ("offset", item.offset.to_string()),
+            // Truncate at the offset: a retried or resumed chunk never leaves stale bytes.
+            ("overwrite", "1".to_owned()),
+        ];
+        let result = session
+            .send_retrying(
+                &session.profile.server.clone(),
+                "rawUpload",
+                &query,
+                item.data.clone(),
+                "application/octet-stream",
+            )
+            .and_then(|value| {
+                let got = member(&value, "size").and_then(as_i64).unwrap_or(-1);
+                let digest = member(&value, "hexdigest").and_then(as_str).unwrap_or("");
+                ensure!(
+                    got == len as i64,
+                    "the hub took {got} bytes of the {len} sent at offset {}",
+                    item.offset
+                );
+                ensure!(
+                    digest == format!("{:08x}", item.adler32),
+                    "the hub's adler32 {digest} of the chunk at offset {} is not ours ({:08x})",
+                    item.offset,
+                    item.adler32
+                );
+                Ok(())
+            });
+        requests += 1;
+        if let Err(err) = result {
+            failure = Some(err.context(format!("uploading {path}")));
+            break;
+        }
+        progress.set(item.offset + len as u64, size);
+    }
+    drop(rx);
+    let sha256 = reader
+        .join()
+        .map_err(|_| anyhow::anyhow!("the upload reader panicked"))?;
+    if let Some(err) = failure {
+        return Err(err);
+    }
+    let sha256 = sha256.with_context(|| format!("reading {}", local.display()))?;
+    drop(progress);
+
+    match check_upload(session, dir, name, "sha256")? {
+        Some((have, digest)) if have == size && digest == sha256 => {}
+        Some((have, digest)) => bail!(
+            "the hub's {path} is {have} bytes with SHA-256 {digest}; ours is {size} bytes with {sha256}: the upload is corrupt"
+        ),
+        None => bail!("the hub has no {path} after the upload"),
+    }
+    Ok(Uploaded {
+        path,
+        bytes: size,
+        sha256,
+        resumed_at: start,
+        requests,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_checked_as_the_hub_checks_them() {
+        assert!(check_names("nodeimg/abc", "image.liveimg.squashfs").is_ok());
+        assert!(check_names("nodeimg", "a/b").is_err());
+        assert!(check_names("nodeimg", ".hidden").is_err());
+        assert!(check_names("../etc", "x").is_err());
+        assert!(check_names("a/../b", "x").is_err());
+        assert!(check_names("/abs", "x").is_err());
+        assert!(check_names("a\nb", "x").is_err());
+    }
+
+    #[test]
+    fn adler32_is_kojis() {
+        // zlib.adler32(b"Wikipedia") == 0x11e60398
+        assert_eq!(format!("{:08x}", adler32(b"Wikipedia")), "11e60398");
+    }
+}

@@ -604,3 +604,49 @@ fn client_certificates_log_in_and_a_wrong_ca_fails_closed() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
 }
+
+#[test]
+fn multicall_returns_each_result_or_fault_in_one_request() {
+    use nodeimg::koji::config::{Auth, Profile};
+    use nodeimg::koji::session::Session;
+    use nodeimg::koji::xmlrpc;
+
+    let hub = hub(&[]);
+    let mut profile = Profile::direct(&hub.url);
+    profile.auth = Auth::Password {
+        user: "admin".into(),
+        password: "secret".into(),
+    };
+    let mut session = Session::new(profile).unwrap();
+    session.login().unwrap();
+    let results = session
+        .multicall(&[
+            ("echo", vec![xmlrpc::int(7)]),
+            ("noSuchMethod", vec![]),
+            ("getLoggedInUser", vec![]),
+        ])
+        .unwrap();
+    assert_eq!(results.len(), 3);
+    assert_eq!(
+        xmlrpc::to_json(results[0].as_ref().unwrap()),
+        serde_json::json!([[7], {}])
+    );
+    let fault = results[1].as_ref().unwrap_err();
+    assert_eq!((fault.code, fault.name()), (1000, "GenericError"));
+    assert_eq!(
+        xmlrpc::to_json(results[2].as_ref().unwrap())["name"],
+        "admin"
+    );
+    assert_eq!(session.hub_version.as_deref(), Some("1.36.1"));
+    drop(session);
+    // One login, one multiCall, one logout: the calls inside went in one request.
+    let calls = state(&hub)["calls"].clone();
+    assert_eq!(
+        calls.as_array().unwrap()[..3],
+        [
+            serde_json::json!("login"),
+            serde_json::json!("multiCall"),
+            serde_json::json!("logout")
+        ]
+    );
+}

@@ -358,6 +358,7 @@ fn upload_and_import(
             &directory,
             &artifact.name,
             o.chunk,
+            upload::FinalCheck::Sha256,
         )?;
         // What was built is what was uploaded.
         let expected = record["outputs"]
@@ -381,7 +382,14 @@ fn upload_and_import(
     let scratch = tempfile::tempdir()?;
     let meta_path = scratch.path().join("metadata.json");
     fs::write(&meta_path, serde_json::to_vec_pretty(&meta)?)?;
-    upload::upload(session, &meta_path, &directory, "metadata.json", o.chunk)?;
+    upload::upload(
+        session,
+        &meta_path,
+        &directory,
+        "metadata.json",
+        o.chunk,
+        upload::FinalCheck::Sha256,
+    )?;
 
     // A replicated hub may not see an upload at once ("Corrupted upload"): retry.
     let mut attempt = 0;

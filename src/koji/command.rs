@@ -195,6 +195,11 @@ pub struct UploadArgs {
     #[arg(long, value_name = "BYTES")]
     pub chunk_size: Option<usize>,
 
+    /// The check of the whole file at the end: the hub's SHA-256 (it reads the file
+    /// again), or its size only, as koji's own client checks.
+    #[arg(long, value_enum, default_value_t = super::upload::FinalCheck::Sha256)]
+    pub final_check: super::upload::FinalCheck,
+
     #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
     pub format: ReportFormat,
 }
@@ -274,7 +279,14 @@ fn upload(args: UploadArgs) -> Result<ExitCode> {
             .file_name()
             .and_then(|n| n.to_str())
             .with_context(|| format!("{}: no usable file name", file.display()))?;
-        let up = super::upload::upload(&mut session, file, &args.path, name, chunk)?;
+        let up = super::upload::upload(
+            &mut session,
+            file,
+            &args.path,
+            name,
+            chunk,
+            args.final_check,
+        )?;
         if args.format == ReportFormat::Text {
             println!("{}: {} bytes, sha256 {}", up.path, up.bytes, up.sha256);
         }

@@ -466,6 +466,9 @@ def marshal_sample():
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in two writes: without TCP_NODELAY every response waits
+    # for the client's delayed ACK (40 ms), which no real hub does.
+    disable_nagle_algorithm = True
     hub = None
 
     def log_message(self, fmt, *args):

@@ -1,0 +1,182 @@
+//! Uploading 1 GiB to the same hub in one run: `nodeimg koji upload` against koji's
+//! Python client (`koji.ClientSession.uploadWrapper`, the koji package from PyPI), at
+//! koji's default 1 MiB chunks and at larger ones. The hub is tests/kojihub/testhub.py
+//! (koji's marshalling, adler32 per chunk, files written to disk) on loopback, so both
+//! clients pay the same per-request cost on the server side. Fastest of ROUNDS; peak
+//! RSS of each client. Run: `cargo bench --bench upload` (after `scripts/setup.sh`).
+
+mod common;
+
+use std::fs;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::timed;
+
+const ROUNDS: usize = 3;
+const SIZE: u64 = 1 << 30;
+
+const PYTHON_CLIENT: &str = r#"
+import sys, koji
+url, user, password, path, directory, blocksize = sys.argv[1:7]
+session = koji.ClientSession(url, {"max_retries": 0})
+session.opts["user"], session.opts["password"] = user, password
+session.login()
+session.uploadWrapper(path, directory, blocksize=int(blocksize))
+session.logout()
+"#;
+
+fn main() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let python = root.join(".venv/bin/python");
+    assert!(python.exists(), "run scripts/setup.sh first");
+    let nodeimg = PathBuf::from(env!("CARGO_BIN_EXE_nodeimg"));
+    let dir = tempfile::tempdir_in("/var/tmp").unwrap();
+    let file = dir.path().join("image.liveimg.squashfs");
+    {
+        // Incompressible-looking data, written once.
+        let mut out = fs::File::create(&file).unwrap();
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        let mut block = vec![0u8; 1 << 20];
+        for _ in 0..(SIZE >> 20) {
+            for word in block.chunks_mut(8) {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                word.copy_from_slice(&state.to_le_bytes());
+            }
+            out.write_all(&block).unwrap();
+        }
+    }
+    let workdir = dir.path().join("hub");
+    let mut hub = Command::new(&python)
+        .arg(root.join("tests/kojihub/testhub.py"))
+        .arg("--workdir")
+        .arg(&workdir)
+        .args(["--user", "admin:secret"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(hub.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let port = line.trim().trim_start_matches("listening on ").to_owned();
+    let url = format!("http://127.0.0.1:{port}/kojihub");
+    let password = dir.path().join("password");
+    fs::write(&password, "secret").unwrap();
+    let script = dir.path().join("upload.py");
+    fs::write(&script, PYTHON_CLIENT).unwrap();
+
+    let best = |mut run: Box<dyn FnMut(usize) -> (Duration, u64)>| {
+        let mut best = (Duration::MAX, 0);
+        for round in 0..ROUNDS {
+            let (elapsed, peak) = run(round);
+            if elapsed < best.0 {
+                best = (elapsed, peak);
+            }
+        }
+        best
+    };
+    let clean = |workdir: &Path| {
+        let _ = fs::remove_dir_all(workdir.join("bench"));
+    };
+    let mut results = Vec::new();
+    for chunk in [1usize << 20, 8 << 20] {
+        let (url2, script2, file2, python2, workdir2) = (
+            url.clone(),
+            script.clone(),
+            file.clone(),
+            python.clone(),
+            workdir.clone(),
+        );
+        let py = best(Box::new(move |round| {
+            clean(&workdir2);
+            let mut cmd = Command::new(&python2);
+            cmd.arg(&script2)
+                .arg(&url2)
+                .args(["admin", "secret"])
+                .arg(&file2)
+                .arg(format!("bench/py-{chunk}-{round}"))
+                .arg(chunk.to_string());
+            timed(&mut cmd)
+        }));
+        let (url3, file3, nodeimg3, password3, workdir3) = (
+            url.clone(),
+            file.clone(),
+            nodeimg.clone(),
+            password.clone(),
+            workdir.clone(),
+        );
+        let ours = best(Box::new(move |round| {
+            clean(&workdir3);
+            let mut cmd = Command::new(&nodeimg3);
+            cmd.args(["-q", "koji", "upload", "--server", &url3, "--user", "admin"])
+                .arg("--password-file")
+                .arg(&password3)
+                .arg("--path")
+                .arg(format!("bench/rs-{chunk}-{round}"))
+                .arg("--chunk-size")
+                .arg(chunk.to_string())
+                .arg(&file3);
+            timed(&mut cmd)
+        }));
+        // The same with the size-only final check koji's client makes: the transfer
+        // alone, without the hub re-reading and hashing the whole file.
+        let (url4, file4, nodeimg4, password4, workdir4) = (
+            url.clone(),
+            file.clone(),
+            nodeimg.clone(),
+            password.clone(),
+            workdir.clone(),
+        );
+        let size_only = best(Box::new(move |round| {
+            clean(&workdir4);
+            let mut cmd = Command::new(&nodeimg4);
+            cmd.args(["-q", "koji", "upload", "--server", &url4, "--user", "admin"])
+                .arg("--password-file")
+                .arg(&password4)
+                .arg("--path")
+                .arg(format!("bench/rs-size-{chunk}-{round}"))
+                .arg("--chunk-size")
+                .arg(chunk.to_string())
+                .args(["--final-check", "size"])
+                .arg(&file4);
+            timed(&mut cmd)
+        }));
+        results.push((chunk, py, ours, size_only));
+    }
+    let _ = hub.kill();
+    let _ = hub.wait();
+
+    let mib_s = |d: Duration| SIZE as f64 / (1 << 20) as f64 / d.as_secs_f64();
+    println!("upload of 1 GiB to the test hub on loopback, fastest of {ROUNDS}");
+    for (chunk, py, ours, size_only) in &results {
+        println!(
+            "  {:>2} MiB chunks: koji uploadWrapper {:>6.2} s ({:>5.0} MiB/s, {:>3} MiB RSS) | nodeimg, sha256 check {:>6.2} s ({:>5.0} MiB/s, {:>3} MiB RSS) {:.2}x | nodeimg, size check as koji's {:>6.2} s ({:>5.0} MiB/s, {:>3} MiB RSS) {:.2}x",
+            chunk >> 20,
+            py.0.as_secs_f64(),
+            mib_s(py.0),
+            py.1 / 1024,
+            ours.0.as_secs_f64(),
+            mib_s(ours.0),
+            ours.1 / 1024,
+            py.0.as_secs_f64() / ours.0.as_secs_f64(),
+            size_only.0.as_secs_f64(),
+            mib_s(size_only.0),
+            size_only.1 / 1024,
+            py.0.as_secs_f64() / size_only.0.as_secs_f64(),
+        );
+    }
+    let py_default = results[0].1.0;
+    for (chunk, _, ours, size_only) in &results {
+        println!(
+            "  nodeimg at {} MiB vs koji's client at its default 1 MiB: {:.2}x with the sha256 check, {:.2}x with the size check",
+            chunk >> 20,
+            py_default.as_secs_f64() / ours.0.as_secs_f64(),
+            py_default.as_secs_f64() / size_only.0.as_secs_f64()
+        );
+    }
+}

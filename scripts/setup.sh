@@ -30,17 +30,18 @@ as_root() {
 # cpio unpack payloads), dnf (the native installer), systemctl and setfiles (it applies
 # services and SELinux labels to the tree), createrepo, squashfs-tools, e2fsprogs,
 # partitioning tools, static busybox (the /bin/sh of the dnf tests' chroot), OpenSSL and
-# pkg-config for the Rust TLS stack, and what the Python packages build against
-# (krb5-config for gssapi, which koji pulls in).
+# pkg-config for the Rust TLS stack, the openssl tool (the koji tests make certificates
+# with it), and what the Python packages build against (krb5-config for gssapi, which
+# koji pulls in).
 debian_packages=(
     rpm rpm2cpio cpio python3-rpm dnf systemd policycoreutils busybox-static createrepo-c
-    squashfs-tools e2fsprogs fdisk gdisk mount gpg qemu-utils libssl-dev pkg-config libkrb5-dev gcc python3-venv python3-dev
+    squashfs-tools e2fsprogs fdisk gdisk mount gpg qemu-utils openssl libssl-dev pkg-config
+    libkrb5-dev gcc python3-venv python3-dev
 )
 fedora_packages=(
     rpm rpm-build rpm-sign cpio python3-rpm dnf systemd policycoreutils busybox createrepo_c
-    squashfs-tools e2fsprogs
-    util-linux gdisk gnupg2 qemu-img openssl-devel pkgconf-pkg-config krb5-devel gcc python3
-    python3-devel
+    squashfs-tools e2fsprogs util-linux gdisk gnupg2 qemu-img openssl openssl-devel
+    pkgconf-pkg-config krb5-devel gcc python3 python3-devel
 )
 
 install_system_packages() {

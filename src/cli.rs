@@ -59,6 +59,9 @@ pub enum Command {
     Inspect(InspectArgs),
     #[command(subcommand)]
     Koji(crate::koji::command::KojiCommand),
+    /// Internal: write the man pages and shell completions (for packaging).
+    #[command(name = "internal-generate", hide = true)]
+    InternalGenerate(GenerateArgs),
     /// Internal: run a program in a private mount namespace against an installed tree.
     #[command(name = "internal-sandbox", hide = true)]
     InternalSandbox(crate::install::sandbox::SandboxArgs),
@@ -617,8 +620,53 @@ fn run(command: Command) -> Result<ExitCode> {
         Command::Rpm(RpmCommand::Placeholder(args)) => rpm_placeholder_cmd(args),
         Command::Rpm(RpmCommand::Spec(args)) => rpm_spec_cmd(args),
         Command::Koji(command) => crate::koji::command::run(command),
+        Command::InternalGenerate(args) => generate_cmd(args),
         Command::InternalSandbox(args) => match crate::install::sandbox::enter(args)? {},
     }
+}
+
+#[derive(Debug, Args)]
+pub struct GenerateArgs {
+    /// Directory for the man pages (nodeimg.1, nodeimg-build.1, …).
+    #[arg(long, value_name = "DIR")]
+    pub man: PathBuf,
+    /// Directory for the completions of bash, zsh and fish.
+    #[arg(long, value_name = "DIR")]
+    pub completions: PathBuf,
+}
+
+/// Man pages for nodeimg and each visible subcommand; completions for three shells.
+fn generate_cmd(args: GenerateArgs) -> Result<ExitCode> {
+    use anyhow::Context;
+    use clap::CommandFactory;
+    std::fs::create_dir_all(&args.man).context("creating the man page directory")?;
+    std::fs::create_dir_all(&args.completions).context("creating the completions directory")?;
+    let mut cmd = Cli::command();
+    cmd.build();
+    fn pages(cmd: &clap::Command, prefix: &str, dir: &std::path::Path) -> Result<()> {
+        let name = if prefix.is_empty() {
+            cmd.get_name().to_owned()
+        } else {
+            format!("{prefix}-{}", cmd.get_name())
+        };
+        let page = clap_mangen::Man::new(cmd.clone().name(name.clone()));
+        let mut out = Vec::new();
+        page.render(&mut out)?;
+        std::fs::write(dir.join(format!("{name}.1")), out)?;
+        for sub in cmd.get_subcommands().filter(|c| !c.is_hide_set() && c.get_name() != "help") {
+            pages(sub, &name, dir)?;
+        }
+        Ok(())
+    }
+    pages(&cmd, "", &args.man)?;
+    for shell in [
+        clap_complete::Shell::Bash,
+        clap_complete::Shell::Zsh,
+        clap_complete::Shell::Fish,
+    ] {
+        clap_complete::generate_to(shell, &mut cmd, "nodeimg", &args.completions)?;
+    }
+    Ok(ExitCode::from(exit::SUCCESS))
 }
 
 fn build_cmd(args: BuildArgs) -> Result<ExitCode> {

@@ -1,0 +1,313 @@
+# koji builder plugin: the nodeImageBuild parent task and its createNodeImage children.
+#
+# The parent reserves the build (host.initImageBuild), starts one createNodeImage task
+# per arch, waits, and imports the results with host.completeImageBuild: per arch the
+# image (NAME-V-R.ARCH.liveimg.squashfs, archive type liveimg-squashfs, with its arch),
+# the packages inside it (rpmlist, from the image's rpmdb), the logs, and the update
+# RPM with its source package (rpmresults, imported as koji's wrapper-RPM results are).
+# A failing child fails the build (host.failBuild); a tagBuild task follows unless
+# skip_tag or scratch.
+#
+# Each child runs nodeimg in a mock buildroot of the build tag made by kojid's
+# BuildRoot, with the install group of /etc/kojid/plugins/nodeimg.conf (default
+# livemedia-build, plus nodeimg and rpm-build): fetches the kickstart (SCM checkout or
+# the file the CLI uploaded), runs `nodeimg build --backend lmc` in the chroot while
+# streaming nodeimg's log to the task, writes the update RPM's source package with
+# `nodeimg rpm spec` and `rpmbuild -bs`, and uploads everything with kojid's own
+# uploader (the task's session never enters the chroot).
+#
+# Enable with `plugins = nodeimg` in /etc/kojid/kojid.conf.
+
+import configparser
+import json
+import os
+import threading
+
+import koji
+import koji.daemon
+import koji.tasks
+import koji.util
+
+from __main__ import BaseBuildTask, BuildImageTask, BuildRoot, SCM
+
+CONFIG_FILE = "/etc/kojid/plugins/nodeimg.conf"
+DEFAULTS = {
+    "install_group": "livemedia-build",
+    "packages": "nodeimg rpm-build",
+    "nodeimg": "/usr/bin/nodeimg",
+    "log_interval": "5",
+}
+
+
+def read_config(path=None):
+    parser = configparser.ConfigParser()
+    parser.read_dict({"nodeimg": DEFAULTS})
+    parser.read(path or CONFIG_FILE)
+    section = parser["nodeimg"]
+    return {
+        "install_group": section.get("install_group").strip(),
+        "packages": section.get("packages").split(),
+        "nodeimg": section.get("nodeimg").strip(),
+        "log_interval": float(section.get("log_interval")),
+    }
+
+
+def split_scm_kickstart(url):
+    """`git+https://host/repo.git?dir/node.ks#ref` → (the SCM URL of the directory,
+    `git+https://host/repo.git?dir#ref`, and the file name, `node.ks`)."""
+    base, hash_, ref = url.partition("#")
+    if not hash_ or not ref:
+        raise koji.BuildError("kickstart URL %s: an SCM URL needs #ref" % url)
+    repo, _, path = base.partition("?")
+    if not path.endswith(".ks"):
+        raise koji.BuildError("kickstart URL %s: the path after ? must name a .ks file" % url)
+    directory, ks_file = os.path.split(path)
+    scm_url = "%s?%s#%s" % (repo, directory, ref) if directory else "%s#%s" % (repo, ref)
+    return scm_url, ks_file
+
+
+class NodeImageBuildTask(BuildImageTask):
+    Methods = ["nodeImageBuild"]
+    _taskWeight = 1.0
+
+    def handler(self, name, version, target, arches, ks, opts=None):
+        opts = opts or {}
+        target_info = self.session.getBuildTarget(target, strict=True)
+        build_tag = target_info["build_tag"]
+        repo_info = self.getRepo(build_tag)
+        tag_arches = (self.session.getBuildConfig(build_tag)["arches"] or "").split()
+        canon = [koji.canonArch(a) for a in tag_arches]
+        for arch in arches:
+            if koji.canonArch(arch) not in canon:
+                raise koji.BuildError("arch %s is not in build tag %s (%s)"
+                                      % (arch, target_info["build_tag_name"], " ".join(tag_arches)))
+        release = opts.get("release") or self.session.getNextRelease(
+            {"name": name, "version": version})
+        scratch = bool(opts.get("scratch"))
+        bld_info = None
+        if not scratch:
+            bld_info = self.initImageBuild(name, version, release, target_info, opts)
+        try:
+            children = {}
+            for arch in arches:
+                children[arch] = self.session.host.subtask(
+                    method="createNodeImage",
+                    arglist=[name, version, release, arch, target_info, build_tag, repo_info,
+                             ks, opts],
+                    label=arch, parent=self.id, arch=arch)
+            canfail = [children[a] for a in opts.get("optional_arches", []) if a in children]
+            self.logger.debug("waiting for createNodeImage tasks %r", children)
+            results = self.wait(list(children.values()), all=True, failany=True,
+                                canfail=canfail)
+            imgdata = {}
+            for task_id, result in results.items():
+                if isinstance(result, dict) and "faultCode" in result:
+                    self.logger.warning("optional task %s failed: %s", task_id,
+                                        result.get("faultString"))
+                    continue
+                imgdata[str(task_id)] = result
+            if not imgdata:
+                raise koji.BuildError("no arch produced an image")
+            if scratch:
+                self.session.host.moveImageBuildToScratch(self.id, imgdata)
+            else:
+                self.session.host.completeImageBuild(self.id, bld_info["id"], imgdata)
+        except (SystemExit, koji.tasks.ServerExit, KeyboardInterrupt):
+            raise
+        except Exception:
+            if bld_info:
+                self.session.host.failBuild(self.id, bld_info["id"])
+            raise
+        if not scratch and not opts.get("skip_tag"):
+            tag_task = self.session.host.subtask(
+                method="tagBuild",
+                arglist=[target_info["dest_tag"], bld_info["id"], False, None, True],
+                label="tag", parent=self.id, arch="noarch")
+            self.wait(tag_task)
+        return {"build_id": bld_info["id"] if bld_info else None,
+                "images": sorted(f for r in imgdata.values() for f in r["files"])}
+
+
+class LogStreamer(threading.Thread):
+    """Upload a growing log file to the task every few seconds, as kojid streams
+    mock's logs (koji.daemon.incremental_upload), and once more at the end."""
+
+    def __init__(self, session, path, upload_dir, name, interval, logger):
+        super().__init__(daemon=True)
+        self.session, self.path, self.upload_dir = session, path, upload_dir
+        self.name, self.interval, self.logger = name, interval, logger
+        self.done = threading.Event()
+        self.fd = None
+
+    def upload(self):
+        if self.fd is None:
+            if not os.path.exists(self.path):
+                return
+            self.fd = open(self.path, "rb")
+        koji.daemon.incremental_upload(self.session, self.name, self.fd, self.upload_dir,
+                                       logger=self.logger)
+
+    def run(self):
+        while not self.done.wait(self.interval):
+            self.upload()
+
+    def stop(self):
+        self.done.set()
+        self.join()
+        self.upload()
+        if self.fd:
+            self.fd.close()
+
+
+class NodeImageCreateTask(BaseBuildTask):
+    Methods = ["createNodeImage"]
+    _taskWeight = 2.0
+
+    OUTDIR = "nodeimg-out"
+    SRPMDIR = "nodeimg-srpm"
+
+    def fetch_kickstart(self, ks, tmpdir, build_tag):
+        """The kickstart into the chroot's tmpdir: an SCM checkout (allowed_scms and the
+        SCM policy apply) or the file the CLI uploaded. Returns its path in tmpdir."""
+        if "://" in ks:
+            scm_url, ks_file = split_scm_kickstart(ks)
+            scm = SCM(scm_url)
+            scm.assert_allowed(allowed=self.options.allowed_scms, session=self.session,
+                               by_config=self.options.allowed_scms_use_config,
+                               by_policy=self.options.allowed_scms_use_policy,
+                               policy_data={"user_id": self.taskinfo["owner"],
+                                            "channel": self.session.getChannel(
+                                                self.taskinfo["channel_id"], strict=True)["name"],
+                                            "scratch": False})
+            logfile = os.path.join(self.workdir, "checkout.log")
+            self.run_callbacks("preSCMCheckout", scminfo=scm.get_info(), build_tag=build_tag,
+                               scratch=False)
+            checkout = scm.checkout(os.path.join(tmpdir, "scm"), self.session,
+                                    self.getUploadDir(), logfile)
+            self.run_callbacks("postSCMCheckout", scminfo=scm.get_info(), build_tag=build_tag,
+                               scratch=False, srcdir=checkout)
+            path = os.path.join(checkout, ks_file)
+            if not os.path.isfile(path):
+                raise koji.BuildError("no kickstart %s in the checkout of %s" % (ks_file, scm_url))
+            return os.path.relpath(path, tmpdir)
+        local = self.localPath("work/%s" % ks)
+        name = os.path.basename(ks)
+        with open(local, "rb") as src, open(os.path.join(tmpdir, name), "wb") as dst:
+            dst.write(src.read())
+        return name
+
+    def nodeimg_command(self, config, name, version, release, arch, ks_within, out_within, opts):
+        cmd = [config["nodeimg"], "build", "--backend", "lmc", "--name", name,
+               "--version", version, "--release", release, "--arch", arch,
+               "--policy", "node", "-o", out_within]
+        if opts.get("ksversion"):
+            cmd += ["--ks-version", opts["ksversion"]]
+        if opts.get("compression"):
+            cmd += ["--compression", opts["compression"]]
+        return cmd + [ks_within]
+
+    def handler(self, name, version, release, arch, target_info, build_tag, repo_info, ks,
+                opts=None):
+        opts = opts or {}
+        config = read_config()
+        # livemedia-creator attaches loop devices: /dev must be the host's.
+        broot = BuildRoot(self.session, self.options, build_tag, arch, self.id,
+                          install_group=config["install_group"], setup_dns=True,
+                          repo_id=repo_info["id"], bind_opts={"dirs": {"/dev": "/dev"}})
+        broot.workdir = self.workdir
+        broot.init()
+        if config["packages"]:
+            rv = broot.mock(["--install"] + config["packages"])
+            if rv:
+                raise koji.BuildrootError("installing %s failed; see root.log"
+                                          % " ".join(config["packages"]))
+        tmpdir = broot.tmpdir()
+        within = broot.tmpdir(within=True)
+        ks_name = self.fetch_kickstart(ks, tmpdir, build_tag)
+        self.uploadFile(os.path.join(tmpdir, ks_name))
+
+        out = os.path.join(tmpdir, self.OUTDIR)
+        out_within = os.path.join(within, self.OUTDIR)
+        cmd = self.nodeimg_command(config, name, version, release, arch,
+                                   os.path.join(within, ks_name), out_within, opts)
+        streamer = LogStreamer(self.session, os.path.join(out, "logs", "nodeimg.log"),
+                               self.getUploadDir(), "nodeimg.log", config["log_interval"],
+                               self.logger)
+        streamer.start()
+        try:
+            rv = broot.mock(["--cwd", within, "--chroot", "--"] + cmd)
+        finally:
+            streamer.stop()
+        logs = ["nodeimg.log"]
+        logdir = os.path.join(out, "logs")
+        if os.path.isdir(logdir):
+            for log in sorted(os.listdir(logdir)):
+                if log == "nodeimg.log" or not os.path.isfile(os.path.join(logdir, log)):
+                    continue
+                remote = log if log.endswith(".log") else log + ".log"
+                self.uploadFile(os.path.join(logdir, log), remoteName=remote)
+                logs.append(remote)
+        if rv:
+            raise koji.LiveMediaError("nodeimg build failed (%s): see nodeimg.log and root.log"
+                                      % koji.util.parseStatus(rv, "nodeimg"))
+
+        with open(os.path.join(out, "build.json")) as f:
+            record = json.load(f)
+        files = [o["file"] for o in record["outputs"]]
+        image = [f for f in files if f.endswith(".liveimg.squashfs")]
+        rpms = [f for f in files if f.endswith(".noarch.rpm")]
+        if len(image) != 1 or len(rpms) != 1:
+            raise koji.LiveMediaError("nodeimg made %s, not one image and one RPM" % files)
+        for extra in [f for f in files if f not in image + rpms] + ["build.json"]:
+            remote = extra + ".log"
+            self.uploadFile(os.path.join(out, extra), remoteName=remote)
+            logs.append(remote)
+        self.uploadFile(os.path.join(out, image[0]))
+
+        # The update RPM as koji's wrapper-RPM results: the package and its source
+        # package, built from the same spec nodeimg wrote the package from.
+        srpm_within = os.path.join(within, self.SRPMDIR)
+        spec_cmd = [config["nodeimg"], "rpm", "spec", "--image",
+                    os.path.join(out_within, image[0]), "--version", version,
+                    "--release", release, "-o", srpm_within]
+        rpmbuild = ["rpmbuild", "-bs", "--define", "_sourcedir %s" % out_within,
+                    "--define", "_srcrpmdir %s" % srpm_within,
+                    os.path.join(srpm_within, "ovirt-node-ng-image-update.spec")]
+        for step in (spec_cmd, rpmbuild):
+            rv = broot.mock(["--cwd", within, "--chroot", "--"] + step)
+            if rv:
+                raise koji.BuildError("%s failed (%s)" % (step[0], koji.util.parseStatus(rv, step[0])))
+        srpmdir = os.path.join(tmpdir, self.SRPMDIR)
+        srpms = [f for f in os.listdir(srpmdir) if f.endswith(".src.rpm")]
+        if len(srpms) != 1:
+            raise koji.BuildError("rpmbuild -bs made %s" % srpms)
+        self.uploadFile(os.path.join(srpmdir, srpms[0]))
+        self.uploadFile(os.path.join(out, rpms[0]))
+
+        scratch = bool(opts.get("scratch"))
+        rpmlist = []
+        if not scratch:
+            for p in record.get("rpms", []):
+                rpmlist.append({"name": p["name"], "version": p["version"],
+                                "release": p["release"], "epoch": p["epoch"],
+                                "arch": p["arch"], "payloadhash": p["sigmd5"]})
+            broot.markExternalRPMs(rpmlist)
+        broot.expire()
+        return {
+            "arch": arch,
+            "files": image,
+            "rootdev": None,
+            "task_id": self.id,
+            "logs": logs,
+            "name": name,
+            "version": version,
+            "release": release,
+            "rpmlist": rpmlist,
+            "rpmresults": {
+                "buildroot_id": broot.id,
+                "srpm": srpms[0],
+                "rpms": rpms,
+                "logs": [],
+                "source": {"url": ks, "source": ks},
+            },
+        }

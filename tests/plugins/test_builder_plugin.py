@@ -1,0 +1,305 @@
+"""The builder plugin with kojid's classes injected into `__main__`, as koji's kiwi
+plugin tests do (kojid is not on PyPI): the parent task's host calls and the
+completeImageBuild payload, the child's exact mock and nodeimg command lines, its
+uploads and its result.
+
+kojid's BuildRoot, BaseBuildTask, BuildImageTask and SCM are stood in for here by small
+recording classes with the methods the plugin uses (kojid runs only on Fedora/EL
+builders); the task base class is koji's own BaseTaskHandler from the koji package.
+"""
+
+import json
+import os
+import sys
+from unittest import mock
+
+import koji
+import koji.tasks
+import pytest
+
+from conftest import load
+
+KS_UPLOADED = "cli-nodeimg/1764115200.1.abcd/node.ks"
+
+
+class FakeBuildRoot:
+    """Records what kojid's BuildRoot is asked; `mock(...)` plays nodeimg's part by
+    writing what the real command would leave in the chroot's tmpdir."""
+
+    instances = []
+
+    def __init__(self, session, options, tag, arch, task_id, **kwargs):
+        self.args = (tag, arch, task_id)
+        self.kwargs = kwargs
+        self.mock_calls = []
+        self.id = 88
+        self.tmp = os.path.join(options.workdir, "chroot_tmpdir")
+        os.makedirs(self.tmp, exist_ok=True)
+        self.expired = False
+        self.exit = {}
+        FakeBuildRoot.instances.append(self)
+
+    def init(self):
+        pass
+
+    def tmpdir(self, within=False):
+        return "/chroot_tmpdir" if within else self.tmp
+
+    def mock(self, args):
+        self.mock_calls.append(args)
+        if "--chroot" in args:
+            cmd = args[args.index("--") + 1:]
+            name = os.path.basename(cmd[0])
+            if name == "nodeimg" and cmd[1] == "build":
+                self.fake_build(cmd)
+            elif name == "nodeimg" and cmd[1:3] == ["rpm", "spec"]:
+                out = self.host(cmd[cmd.index("-o") + 1])
+                os.makedirs(out, exist_ok=True)
+                open(os.path.join(out, "ovirt-node-ng-image-update.spec"), "w").close()
+            elif name == "rpmbuild":
+                out = self.host(cmd[cmd.index("--define", 4) + 1].split(" ", 1)[1])
+                open(os.path.join(out, "ovirt-node-ng-image-update-4.5.6-1.el9.src.rpm"), "w").close()
+            return self.exit.get(name, 0)
+        return 0
+
+    def host(self, within):
+        return os.path.join(self.tmp, os.path.relpath(within, "/chroot_tmpdir"))
+
+    def fake_build(self, cmd):
+        out = self.host(cmd[cmd.index("-o") + 1])
+        os.makedirs(os.path.join(out, "logs"), exist_ok=True)
+        with open(os.path.join(out, "logs", "nodeimg.log"), "w") as f:
+            f.write("INFO build: done\n")
+        with open(os.path.join(out, "logs", "livemedia.log"), "w") as f:
+            f.write("lmc\n")
+        arch = cmd[cmd.index("--arch") + 1]
+        files = ["ovirt-node-ng-image-4.5.6-1.el9.%s.liveimg.squashfs" % arch,
+                 "ovirt-node-ng-image-update-4.5.6-1.el9.noarch.rpm",
+                 "ovirt-node-ng-image.ks", "ovirt-node-ng-image.manifest-rpm"]
+        for name in files:
+            open(os.path.join(out, name), "w").close()
+        record = {"outputs": [{"file": f} for f in files],
+                  "rpms": [{"name": "bash", "epoch": None, "version": "5.1.8",
+                            "release": "9.el9", "arch": arch, "sigmd5": "ab" * 16,
+                            "sigkey": "8483c65d", "signed": True}]}
+        with open(os.path.join(out, "build.json"), "w") as f:
+            json.dump(record, f)
+
+    def markExternalRPMs(self, rpmlist):
+        self.marked = list(rpmlist)
+
+    def expire(self):
+        self.expired = True
+
+
+class FakeBaseBuildTask(koji.tasks.BaseTaskHandler):
+    Methods = []
+
+
+class FakeBuildImageTask(FakeBaseBuildTask):
+    def initImageBuild(self, name, version, release, target_info, opts):
+        # kojid's: the package config checks, then host.initImageBuild.
+        return self.session.host.initImageBuild(
+            self.id, dict(name=name, version=version, release=release, epoch=0))
+
+
+@pytest.fixture
+def builder(monkeypatch):
+    main = sys.modules["__main__"]
+    monkeypatch.setattr(main, "BuildRoot", FakeBuildRoot, raising=False)
+    monkeypatch.setattr(main, "BaseBuildTask", FakeBaseBuildTask, raising=False)
+    monkeypatch.setattr(main, "BuildImageTask", FakeBuildImageTask, raising=False)
+    monkeypatch.setattr(main, "SCM", mock.Mock(), raising=False)
+    FakeBuildRoot.instances = []
+    module = load("builder")
+    module.CONFIG_FILE = "/nonexistent"
+    return module
+
+
+@pytest.fixture
+def options(tmp_path):
+    topdir = tmp_path / "topdir"
+    ks = topdir / "work" / KS_UPLOADED
+    ks.parent.mkdir(parents=True)
+    ks.write_text("#version=RHEL9\n")
+    return mock.Mock(workdir=str(tmp_path / "work"), topdir=str(topdir), topurl=None)
+
+
+def child_session():
+    """A task session whose rawUpload answers as the hub does (koji.daemon's
+    incremental upload checks size and adler32)."""
+    import zlib
+    session = mock.Mock()
+    session.rawUpload.side_effect = lambda data, offset, path, name, overwrite=False: {
+        "size": len(data), "hexdigest": "%08x" % (zlib.adler32(data) & 0xffffffff)}
+    return session
+
+
+def child_params(arch="x86_64", opts=None):
+    return ["ovirt-node-ng-image", "4.5.6", "1.el9", arch,
+            {"build_tag": 3, "build_tag_name": "node-build"}, 3, {"id": 55},
+            KS_UPLOADED, opts or {}]
+
+
+def test_the_child_runs_nodeimg_in_the_buildroot_and_returns_imgdata(builder, options):
+    session = child_session()
+    task = builder.NodeImageCreateTask(201, "createNodeImage", child_params(), session, options)
+    os.makedirs(task.workdir, exist_ok=True)
+    result = task.handler(*child_params(opts={"compression": "zstd", "ksversion": "RHEL9"}))
+
+    broot = FakeBuildRoot.instances[0]
+    assert broot.args == (3, "x86_64", 201)
+    assert broot.kwargs == {"install_group": "livemedia-build", "setup_dns": True,
+                            "repo_id": 55, "bind_opts": {"dirs": {"/dev": "/dev"}}}
+    assert broot.mock_calls == [
+        ["--install", "nodeimg", "rpm-build"],
+        ["--cwd", "/chroot_tmpdir", "--chroot", "--", "/usr/bin/nodeimg", "build",
+         "--backend", "lmc", "--name", "ovirt-node-ng-image", "--version", "4.5.6",
+         "--release", "1.el9", "--arch", "x86_64", "--policy", "node",
+         "-o", "/chroot_tmpdir/nodeimg-out", "--ks-version", "RHEL9",
+         "--compression", "zstd", "/chroot_tmpdir/node.ks"],
+        ["--cwd", "/chroot_tmpdir", "--chroot", "--", "/usr/bin/nodeimg", "rpm", "spec",
+         "--image",
+         "/chroot_tmpdir/nodeimg-out/ovirt-node-ng-image-4.5.6-1.el9.x86_64.liveimg.squashfs",
+         "--version", "4.5.6", "--release", "1.el9", "-o", "/chroot_tmpdir/nodeimg-srpm"],
+        ["--cwd", "/chroot_tmpdir", "--chroot", "--", "rpmbuild", "-bs",
+         "--define", "_sourcedir /chroot_tmpdir/nodeimg-out",
+         "--define", "_srcrpmdir /chroot_tmpdir/nodeimg-srpm",
+         "/chroot_tmpdir/nodeimg-srpm/ovirt-node-ng-image-update.spec"],
+    ]
+    uploads = [(os.path.basename(c[0][0]), c[0][2]) for c in session.uploadWrapper.call_args_list]
+    upload_dir = "tasks/201/201"
+    assert all(c[0][1] == upload_dir for c in session.uploadWrapper.call_args_list)
+    names = [u[0] for u in uploads]
+    assert names[0] == "node.ks"
+    assert names[1:] == ["livemedia.log", "ovirt-node-ng-image.ks",
+                         "ovirt-node-ng-image.manifest-rpm", "build.json",
+                         "ovirt-node-ng-image-4.5.6-1.el9.x86_64.liveimg.squashfs",
+                         "ovirt-node-ng-image-update-4.5.6-1.el9.src.rpm",
+                         "ovirt-node-ng-image-update-4.5.6-1.el9.noarch.rpm"]
+    # nodeimg.log went up through the log streamer (incremental rawUpload).
+    streamed = [c for c in session.rawUpload.call_args_list if c[0][3] == "nodeimg.log"]
+    assert streamed and streamed[0][0][2] == upload_dir
+    assert result == {
+        "arch": "x86_64",
+        "files": ["ovirt-node-ng-image-4.5.6-1.el9.x86_64.liveimg.squashfs"],
+        "rootdev": None,
+        "task_id": 201,
+        "logs": ["nodeimg.log", "livemedia.log", "ovirt-node-ng-image.ks.log",
+                 "ovirt-node-ng-image.manifest-rpm.log", "build.json.log"],
+        "name": "ovirt-node-ng-image",
+        "version": "4.5.6",
+        "release": "1.el9",
+        "rpmlist": [{"name": "bash", "version": "5.1.8", "release": "9.el9", "epoch": None,
+                     "arch": "x86_64", "payloadhash": "ab" * 16}],
+        "rpmresults": {"buildroot_id": 88,
+                       "srpm": "ovirt-node-ng-image-update-4.5.6-1.el9.src.rpm",
+                       "rpms": ["ovirt-node-ng-image-update-4.5.6-1.el9.noarch.rpm"],
+                       "logs": [], "source": {"url": KS_UPLOADED, "source": KS_UPLOADED}},
+    }
+    assert broot.marked == result["rpmlist"] and broot.expired
+
+
+def test_a_failing_nodeimg_fails_the_child_after_uploading_its_logs(builder, options):
+    session = child_session()
+    task = builder.NodeImageCreateTask(202, "createNodeImage", child_params(), session, options)
+    os.makedirs(task.workdir, exist_ok=True)
+    original = FakeBuildRoot.mock
+
+    def failing(self, args):
+        rv = original(self, args)
+        return 1 if "build" in args else rv
+    with mock.patch.object(FakeBuildRoot, "mock", failing):
+        with pytest.raises(koji.LiveMediaError) as e:
+            task.handler(*child_params())
+    assert "nodeimg build failed" in str(e.value)
+    uploaded = [os.path.basename(c[0][0]) for c in session.uploadWrapper.call_args_list]
+    assert "livemedia.log" in uploaded
+    assert not any(u.endswith(".liveimg.squashfs") for u in uploaded)
+
+
+def test_scm_kickstart_urls_split_into_checkout_and_file(builder):
+    assert builder.split_scm_kickstart(
+        "git+https://h/repo.git?kickstarts/node.ks#abc") == (
+        "git+https://h/repo.git?kickstarts#abc", "node.ks")
+    assert builder.split_scm_kickstart("git+https://h/repo.git?node.ks#abc") == (
+        "git+https://h/repo.git#abc", "node.ks")
+    with pytest.raises(koji.BuildError):
+        builder.split_scm_kickstart("git+https://h/repo.git?node.ks")
+
+
+def parent(builder, session, options, opts=None):
+    params = ["ovirt-node-ng-image", "4.5.6", "node-target", ["x86_64", "aarch64"],
+              KS_UPLOADED, opts or {}]
+    task = builder.NodeImageBuildTask(100, "nodeImageBuild", params, session, options)
+    task.getRepo = mock.Mock(return_value={"id": 55})
+    return task, params
+
+
+@pytest.fixture
+def parent_session():
+    session = mock.Mock()
+    session.getBuildTarget.return_value = {"build_tag": 3, "build_tag_name": "node-build",
+                                           "dest_tag": 4, "dest_tag_name": "node-candidate"}
+    session.getBuildConfig.return_value = {"arches": "x86_64 aarch64"}
+    session.getNextRelease.return_value = "2.el9"
+    session.host.initImageBuild.return_value = {"id": 500}
+    session.host.subtask.side_effect = [1001, 1002, 1003]
+    return session
+
+
+def test_the_parent_reserves_runs_children_imports_and_tags(builder, options, parent_session):
+    task, params = parent(builder, parent_session, options)
+    imgdata = {1001: {"arch": "x86_64", "files": ["a.x86_64.liveimg.squashfs"]},
+               1002: {"arch": "aarch64", "files": ["a.aarch64.liveimg.squashfs"]}}
+    task.wait = mock.Mock(side_effect=[imgdata, {1003: None}])
+    result = task.handler(*params)
+    parent_session.host.initImageBuild.assert_called_once_with(
+        100, {"name": "ovirt-node-ng-image", "version": "4.5.6", "release": "2.el9", "epoch": 0})
+    calls = parent_session.host.subtask.call_args_list
+    assert [c[1]["method"] for c in calls] == ["createNodeImage", "createNodeImage", "tagBuild"]
+    assert calls[0][1]["arglist"] == ["ovirt-node-ng-image", "4.5.6", "2.el9", "x86_64",
+                                      parent_session.getBuildTarget.return_value, 3,
+                                      {"id": 55}, KS_UPLOADED, {}]
+    assert (calls[1][1]["arch"], calls[1][1]["label"]) == ("aarch64", "aarch64")
+    assert calls[2][1]["arglist"] == [4, 500, False, None, True]
+    assert task.wait.call_args_list[0] == mock.call([1001, 1002], all=True, failany=True,
+                                                   canfail=[])
+    parent_session.host.completeImageBuild.assert_called_once_with(
+        100, 500, {"1001": imgdata[1001], "1002": imgdata[1002]})
+    parent_session.host.failBuild.assert_not_called()
+    assert result == {"build_id": 500, "images": ["a.aarch64.liveimg.squashfs",
+                                                  "a.x86_64.liveimg.squashfs"]}
+
+
+def test_a_failing_child_fails_the_build_and_nothing_is_imported(builder, options,
+                                                                 parent_session):
+    task, params = parent(builder, parent_session, options)
+    task.wait = mock.Mock(side_effect=koji.LiveMediaError("nodeimg build failed"))
+    with pytest.raises(koji.LiveMediaError):
+        task.handler(*params)
+    parent_session.host.failBuild.assert_called_once_with(100, 500)
+    parent_session.host.completeImageBuild.assert_not_called()
+    assert len(parent_session.host.subtask.call_args_list) == 2  # no tagBuild
+
+
+def test_scratch_builds_reserve_nothing_and_are_not_tagged(builder, options, parent_session):
+    task, params = parent(builder, parent_session, options, {"scratch": True,
+                                                             "optional_arches": ["aarch64"]})
+    failed = {"faultCode": 1022, "faultString": "aarch64 failed"}
+    task.wait = mock.Mock(return_value={1001: {"files": ["a.liveimg.squashfs"]}, 1002: failed})
+    task.handler(*params)
+    parent_session.host.initImageBuild.assert_not_called()
+    assert task.wait.call_args[1]["canfail"] == [1002]
+    parent_session.host.moveImageBuildToScratch.assert_called_once_with(
+        100, {"1001": {"files": ["a.liveimg.squashfs"]}})
+    assert len(parent_session.host.subtask.call_args_list) == 2
+
+
+def test_arches_outside_the_build_tag_are_refused(builder, options, parent_session):
+    parent_session.getBuildConfig.return_value = {"arches": "x86_64"}
+    task, params = parent(builder, parent_session, options)
+    with pytest.raises(koji.BuildError) as e:
+        task.handler(*params)
+    assert "aarch64" in str(e.value)
+    parent_session.host.initImageBuild.assert_not_called()

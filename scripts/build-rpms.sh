@@ -28,7 +28,7 @@ git -C "$top" archive --format=tar --prefix="nodeimg-$version/" HEAD | tar -x -C
     cd "$src"
     mkdir -p .cargo
     # cargo prints the source replacement that makes builds use vendor/.
-    cargo vendor --locked --quiet vendor > .cargo/config.toml
+    cargo vendor --locked vendor > .cargo/config.toml 2>/dev/null
 )
 mkdir -p "$out/SOURCES"
 tar -czf "$out/SOURCES/nodeimg-$version.tar.gz" -C "$work" "nodeimg-$version"

@@ -28,7 +28,10 @@ git -C "$top" archive --format=tar --prefix="nodeimg-$version/" HEAD | tar -x -C
     cd "$src"
     mkdir -p .cargo
     # cargo prints the source replacement that makes builds use vendor/.
-    cargo vendor --locked vendor > .cargo/config.toml 2>/dev/null
+    if ! cargo vendor --locked vendor > .cargo/config.toml 2> "$work/vendor.log"; then
+        cat "$work/vendor.log" >&2
+        exit 1
+    fi
 )
 mkdir -p "$out/SOURCES"
 tar -czf "$out/SOURCES/nodeimg-$version.tar.gz" -C "$work" "nodeimg-$version"

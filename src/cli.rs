@@ -653,7 +653,10 @@ fn generate_cmd(args: GenerateArgs) -> Result<ExitCode> {
         let mut out = Vec::new();
         page.render(&mut out)?;
         std::fs::write(dir.join(format!("{name}.1")), out)?;
-        for sub in cmd.get_subcommands().filter(|c| !c.is_hide_set() && c.get_name() != "help") {
+        for sub in cmd
+            .get_subcommands()
+            .filter(|c| !c.is_hide_set() && c.get_name() != "help")
+        {
             pages(sub, &name, dir)?;
         }
         Ok(())

@@ -88,6 +88,6 @@ def test_the_srpm_builds_offline(built):
                              check=True, capture_output=True, text=True).stdout.split("\n")
     prefix = "nodeimg-%s/" % v
     assert prefix + ".cargo/config.toml" in listing
-    assert any(f.startswith(prefix + "vendor/dxr-") for f in listing)
+    assert any(f.startswith(prefix + "vendor/dxr/") for f in listing)
     assert prefix + "Cargo.lock" in listing
     assert not any(f.startswith(prefix + "target/") for f in listing)

@@ -288,20 +288,24 @@ fn package_digests_and_signing_keys_agree_with_rpm() {
         "/usr/share/rpm",
         "-qa",
         "--qf",
-        "%{NAME} %{SIGMD5} %{RSAHEADER:pgpsig}\\n",
+        "%{NAME} %{SIZE} %{BUILDTIME} %{SIGMD5} %{RSAHEADER:pgpsig}\\n",
     ]));
     let text = String::from_utf8_lossy(&out.stdout);
     let packages = report["packages"].as_array().unwrap();
     assert_eq!(packages.len(), text.lines().count(), "{text}");
     let mut signed = 0;
     for line in text.lines() {
-        let mut words = line.splitn(3, ' ');
-        let (name, sigmd5, sig) = (
+        let mut words = line.splitn(5, ' ');
+        let (name, size, buildtime, sigmd5, sig) = (
+            words.next().unwrap(),
+            words.next().unwrap(),
             words.next().unwrap(),
             words.next().unwrap(),
             words.next().unwrap(),
         );
         let package = packages.iter().find(|p| p["name"] == name).unwrap();
+        assert_eq!(package["size"].to_string(), size, "{name}");
+        assert_eq!(package["buildtime"].to_string(), buildtime, "{name}");
         assert_eq!(package["sigmd5"], sigmd5, "{name}");
         match sig.rsplit_once("Key ID ") {
             Some((_, id)) => {

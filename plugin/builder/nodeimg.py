@@ -166,7 +166,7 @@ class NodeImageCreateTask(BaseBuildTask):
     OUTDIR = "nodeimg-out"
     SRPMDIR = "nodeimg-srpm"
 
-    def fetch_kickstart(self, ks, tmpdir, build_tag):
+    def fetch_kickstart(self, ks, tmpdir, build_tag, scratch=False):
         """The kickstart into the chroot's tmpdir: an SCM checkout (allowed_scms and the
         SCM policy apply) or the file the CLI uploaded. Returns its path in tmpdir."""
         if "://" in ks:
@@ -178,14 +178,14 @@ class NodeImageCreateTask(BaseBuildTask):
                                policy_data={"user_id": self.taskinfo["owner"],
                                             "channel": self.session.getChannel(
                                                 self.taskinfo["channel_id"], strict=True)["name"],
-                                            "scratch": False})
+                                            "scratch": scratch})
             logfile = os.path.join(self.workdir, "checkout.log")
             self.run_callbacks("preSCMCheckout", scminfo=scm.get_info(), build_tag=build_tag,
-                               scratch=False)
+                               scratch=scratch)
             checkout = scm.checkout(os.path.join(tmpdir, "scm"), self.session,
                                     self.getUploadDir(), logfile)
             self.run_callbacks("postSCMCheckout", scminfo=scm.get_info(), build_tag=build_tag,
-                               scratch=False, srcdir=checkout)
+                               scratch=scratch, srcdir=checkout)
             path = os.path.join(checkout, ks_file)
             if not os.path.isfile(path):
                 raise koji.BuildError("no kickstart %s in the checkout of %s" % (ks_file, scm_url))
@@ -223,7 +223,7 @@ class NodeImageCreateTask(BaseBuildTask):
                                           % " ".join(config["packages"]))
         tmpdir = broot.tmpdir()
         within = broot.tmpdir(within=True)
-        ks_name = self.fetch_kickstart(ks, tmpdir, build_tag)
+        ks_name = self.fetch_kickstart(ks, tmpdir, build_tag, bool(opts.get("scratch")))
         self.uploadFile(os.path.join(tmpdir, ks_name))
 
         out = os.path.join(tmpdir, self.OUTDIR)
@@ -288,9 +288,12 @@ class NodeImageCreateTask(BaseBuildTask):
         rpmlist = []
         if not scratch:
             for p in record.get("rpms", []):
+                # What importImageInternal resolves (get_rpm) or, for the RPMs that
+                # markExternalRPMs finds in external repositories, records.
                 rpmlist.append({"name": p["name"], "version": p["version"],
                                 "release": p["release"], "epoch": p["epoch"],
-                                "arch": p["arch"], "payloadhash": p["sigmd5"]})
+                                "arch": p["arch"], "payloadhash": p["sigmd5"],
+                                "size": p["size"], "buildtime": p["buildtime"]})
             broot.markExternalRPMs(rpmlist)
         broot.expire()
         return {
@@ -303,7 +306,10 @@ class NodeImageCreateTask(BaseBuildTask):
             "version": version,
             "release": release,
             "rpmlist": rpmlist,
+            # importImage hands this to _import_wrapper, which reads the packages from
+            # the task directory of rpmresults' task_id.
             "rpmresults": {
+                "task_id": self.id,
                 "buildroot_id": broot.id,
                 "srpm": srpms[0],
                 "rpms": rpms,

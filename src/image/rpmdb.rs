@@ -34,6 +34,9 @@ pub struct Package {
     pub sigmd5: Option<String>,
     /// The signing key's short id (koji's `sigkey`: the last 8 hex digits), when signed.
     pub sigkey: Option<String>,
+    /// Installed size and build time: what koji records of an external RPM.
+    pub size: Option<u64>,
+    pub buildtime: Option<u64>,
 }
 
 impl Package {
@@ -121,6 +124,8 @@ pub fn parse_blob(blob: &[u8]) -> Result<Package> {
             .find_map(|&tag| header.get_entry_data_as_binary(tag).ok())
             .and_then(issuer_key_id)
             .map(|id| id[id.len().saturating_sub(8)..].to_owned()),
+        size: meta.get_installed_size().ok(),
+        buildtime: meta.get_build_time().ok(),
     })
 }
 

@@ -81,7 +81,8 @@ class FakeBuildRoot:
         record = {"outputs": [{"file": f} for f in files],
                   "rpms": [{"name": "bash", "epoch": None, "version": "5.1.8",
                             "release": "9.el9", "arch": arch, "sigmd5": "ab" * 16,
-                            "sigkey": "8483c65d", "signed": True}]}
+                            "sigkey": "8483c65d", "signed": True, "size": 7_000_000,
+                            "buildtime": 1764000000}]}
         with open(os.path.join(out, "build.json"), "w") as f:
             json.dump(record, f)
 
@@ -191,8 +192,9 @@ def test_the_child_runs_nodeimg_in_the_buildroot_and_returns_imgdata(builder, op
         "version": "4.5.6",
         "release": "1.el9",
         "rpmlist": [{"name": "bash", "version": "5.1.8", "release": "9.el9", "epoch": None,
-                     "arch": "x86_64", "payloadhash": "ab" * 16}],
-        "rpmresults": {"buildroot_id": 88,
+                     "arch": "x86_64", "payloadhash": "ab" * 16, "size": 7_000_000,
+                     "buildtime": 1764000000}],
+        "rpmresults": {"task_id": 201, "buildroot_id": 88,
                        "srpm": "ovirt-node-ng-image-update-4.5.6-1.el9.src.rpm",
                        "rpms": ["ovirt-node-ng-image-update-4.5.6-1.el9.noarch.rpm"],
                        "logs": [], "source": {"url": KS_UPLOADED, "source": KS_UPLOADED}},
@@ -303,3 +305,30 @@ def test_arches_outside_the_build_tag_are_refused(builder, options, parent_sessi
         task.handler(*params)
     assert "aarch64" in str(e.value)
     parent_session.host.initImageBuild.assert_not_called()
+
+
+def test_an_scm_kickstart_is_checked_out_as_policy_allows(builder, options, tmp_path):
+    import __main__
+    checkout = tmp_path / "work" / "chroot_tmpdir" / "scm" / "repo" / "kickstarts"
+    scm = mock.Mock(unsafe=True)  # assert_allowed is SCM's own method
+    scm.checkout.side_effect = lambda d, *a: (checkout.mkdir(parents=True),
+                                              (checkout / "node.ks").write_text("x"),
+                                              str(checkout))[2]
+    __main__.SCM.return_value = scm
+    session = child_session()
+    session.getChannel.return_value = {"name": "image"}
+    url = "git+https://git.example/repo.git?kickstarts/node.ks#abc123"
+    params = child_params(opts={"scratch": True})
+    params[7] = url
+    task = builder.NodeImageCreateTask(203, "createNodeImage", params, session, options)
+    task.taskinfo = {"owner": 9, "channel_id": 2}
+    task.run_callbacks = mock.Mock()
+    os.makedirs(task.workdir, exist_ok=True)
+    task.handler(*params)
+    __main__.SCM.assert_called_once_with("git+https://git.example/repo.git?kickstarts#abc123")
+    policy = scm.assert_allowed.call_args[1]["policy_data"]
+    assert policy == {"user_id": 9, "channel": "image", "scratch": True}
+    build = FakeBuildRoot.instances[0].mock_calls[1]
+    assert build[-1] == "/chroot_tmpdir/scm/repo/kickstarts/node.ks"
+    assert [c[0][0] for c in task.run_callbacks.call_args_list] == ["preSCMCheckout",
+                                                                   "postSCMCheckout"]

@@ -198,7 +198,7 @@ pub fn upload(
         Ok(hex::encode(sha.finalize()))
     });
 
-    let mut progress = crate::sys::progress::Progress::new("upload", size);
+    let mut progress = crate::sys::progress::Progress::new(format!("upload {name}"), size);
     let mut requests = 0;
     let mut failure = None;
     for item in rx.iter() {

@@ -5,14 +5,15 @@ use std::io::IsTerminal;
 
 /// Progress towards `total` units of `what`.
 pub struct Progress {
-    what: &'static str,
+    what: String,
     total: u64,
     next_report: u64,
     bar: Option<indicatif::ProgressBar>,
 }
 
 impl Progress {
-    pub fn new(what: &'static str, total: u64) -> Progress {
+    pub fn new(what: impl Into<String>, total: u64) -> Progress {
+        let what = what.into();
         let bar = std::io::stderr().is_terminal().then(|| {
             let bar = indicatif::ProgressBar::new(total);
             if let Ok(style) =
@@ -20,7 +21,7 @@ impl Progress {
             {
                 bar.set_style(style);
             }
-            bar.set_prefix(what);
+            bar.set_prefix(what.clone());
             bar
         });
         Progress {

@@ -103,49 +103,34 @@ fn main() {
                 .arg(chunk.to_string());
             timed(&mut cmd)
         }));
-        let (url3, file3, nodeimg3, password3, workdir3) = (
-            url.clone(),
-            file.clone(),
-            nodeimg.clone(),
-            password.clone(),
-            workdir.clone(),
-        );
-        let ours = best(Box::new(move |round| {
-            clean(&workdir3);
-            let mut cmd = Command::new(&nodeimg3);
-            cmd.args(["-q", "koji", "upload", "--server", &url3, "--user", "admin"])
-                .arg("--password-file")
-                .arg(&password3)
-                .arg("--path")
-                .arg(format!("bench/rs-{chunk}-{round}"))
-                .arg("--chunk-size")
-                .arg(chunk.to_string())
-                .arg(&file3);
-            timed(&mut cmd)
-        }));
-        // The same with the size-only final check koji's client makes: the transfer
-        // alone, without the hub re-reading and hashing the whole file.
-        let (url4, file4, nodeimg4, password4, workdir4) = (
-            url.clone(),
-            file.clone(),
-            nodeimg.clone(),
-            password.clone(),
-            workdir.clone(),
-        );
-        let size_only = best(Box::new(move |round| {
-            clean(&workdir4);
-            let mut cmd = Command::new(&nodeimg4);
-            cmd.args(["-q", "koji", "upload", "--server", &url4, "--user", "admin"])
-                .arg("--password-file")
-                .arg(&password4)
-                .arg("--path")
-                .arg(format!("bench/rs-size-{chunk}-{round}"))
-                .arg("--chunk-size")
-                .arg(chunk.to_string())
-                .args(["--final-check", "size"])
-                .arg(&file4);
-            timed(&mut cmd)
-        }));
+        // nodeimg with the sha256 end check, then with the size-only check
+        // koji's client makes: the transfer alone, without the hub re-reading and
+        // hashing the whole file.
+        let nodeimg_run = |final_check: &'static str| {
+            let (url, file, nodeimg, password, workdir) = (
+                url.clone(),
+                file.clone(),
+                nodeimg.clone(),
+                password.clone(),
+                workdir.clone(),
+            );
+            best(Box::new(move |round| {
+                clean(&workdir);
+                let mut cmd = Command::new(&nodeimg);
+                cmd.args(["-q", "koji", "upload", "--server", &url, "--user", "admin"])
+                    .arg("--password-file")
+                    .arg(&password)
+                    .arg("--path")
+                    .arg(format!("bench/rs-{final_check}-{chunk}-{round}"))
+                    .arg("--chunk-size")
+                    .arg(chunk.to_string())
+                    .args(["--final-check", final_check])
+                    .arg(&file);
+                timed(&mut cmd)
+            }))
+        };
+        let ours = nodeimg_run("sha256");
+        let size_only = nodeimg_run("size");
         results.push((chunk, py, ours, size_only));
     }
     let _ = hub.kill();

@@ -16,10 +16,11 @@
 //! (default /var/tmp/nodeimg-bench-rpm). Run: `cargo bench --bench rpm`.
 
 mod common;
+#[path = "../tests/common/node.rs"]
+mod node;
 
 use std::fs::{self, File};
 use std::io::{Read, Write};
-use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -29,6 +30,11 @@ use nodeimg::package::fanout::{self, CHUNK, Chunk};
 use sha2::{Digest, Sha256};
 
 use common::{must, timed};
+
+/// What tests/common's helpers call `run`.
+fn run(c: &mut Command) -> std::process::Output {
+    must(c)
+}
 
 const GIB: u64 = 1 << 30;
 const MIB: u64 = 1 << 20;
@@ -150,61 +156,10 @@ fn fanout_pool_bytes() -> usize {
     8 * CHUNK
 }
 
-/// A Node liveimg of about `bytes`: os-release, a kernel, the imgbased NVR, an rpmdb
-/// with the placeholder installed by rpm, and random data.
+/// A Node liveimg of about `bytes`: the tests' Node-like tree (os-release, a kernel, the
+/// imgbased NVR, an rpmdb written by rpm) and random data.
 fn node_image(base: &Path, nodeimg: &Path, bytes: u64) -> PathBuf {
-    let tree = base.join("tree");
-    for dir in [
-        "etc",
-        "usr/lib",
-        "boot",
-        "usr/share/imgbase/build/meta",
-        "var/lib",
-    ] {
-        fs::create_dir_all(tree.join(dir)).unwrap();
-    }
-    fs::write(
-        tree.join("usr/lib/os-release"),
-        "NAME=\"CentOS Stream\"\nID=\"centos\"\nVERSION_ID=\"9\"\n",
-    )
-    .unwrap();
-    symlink("../usr/lib/os-release", tree.join("etc/os-release")).unwrap();
-    fs::write(tree.join("boot/vmlinuz-5.14.0-570.el9.x86_64"), "kernel").unwrap();
-    fs::write(
-        tree.join("usr/share/imgbase/build/meta/nvr"),
-        "ovirt-node-ng-4.5.6-0.20261125.0\n",
-    )
-    .unwrap();
-    symlink("../../usr/share/rpm", tree.join("var/lib/rpm")).unwrap();
-    let placeholder = base.join("placeholder");
-    fs::create_dir_all(&placeholder).unwrap();
-    must(
-        Command::new(nodeimg)
-            .args([
-                "-q",
-                "rpm",
-                "placeholder",
-                "--version",
-                "4.5.6",
-                "--release",
-                "1.el9",
-                "-o",
-            ])
-            .arg(&placeholder),
-    );
-    let rpm = |args: &[&str]| {
-        let mut c = Command::new("rpm");
-        c.arg("--root")
-            .arg(&tree)
-            .args(["--dbpath", "/usr/share/rpm"])
-            .args(args);
-        c
-    };
-    must(&mut rpm(&["--initdb"]));
-    must(
-        rpm(&["-i", "--justdb", "--nodeps"])
-            .arg(placeholder.join("ovirt-node-ng-image-update-placeholder-4.5.6-1.el9.noarch.rpm")),
-    );
+    let tree = node::node_tree(base);
     // Random bytes, so that the squashfs is as large as asked.
     let mut random = File::open("/dev/urandom").unwrap();
     let mut data = File::create(tree.join("usr/lib/data.bin")).unwrap();

@@ -391,13 +391,7 @@ fn sigterm_during_the_install_stops_the_installer_and_leaves_no_artifact() {
         std::thread::sleep(std::time::Duration::from_millis(50));
     };
     assert!(running, "the installer never started");
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGTERM,
-    )
-    .unwrap();
-    let status = child.wait().unwrap();
-    assert_eq!(status.code(), Some(143));
+    assert_eq!(common::terminate(&mut child), Some(143));
     assert_eq!(entries(&out), ["logs"]);
     // No stand-in process survives.
     let survivors: Vec<String> = fs::read_dir("/proc")

@@ -471,13 +471,7 @@ fn sigterm_during_post_leaves_no_mount_process_or_artifact() {
         assert!(child.try_wait().unwrap().is_none(), "the build ended early");
         std::thread::sleep(Duration::from_millis(100));
     }
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGTERM,
-    )
-    .unwrap();
-    let status = child.wait().unwrap();
-    assert_eq!(status.code(), Some(143));
+    assert_eq!(common::terminate(&mut child), Some(143));
     assert_nothing_left(scratch.path());
     assert!(!scratch.path().join("out/CHECKSUMS.sha256").exists());
     // The install's work directory went with the build.

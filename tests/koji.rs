@@ -549,34 +549,25 @@ fn client_certificates_log_in_and_a_wrong_ca_fails_closed() {
         ),
     )
     .unwrap();
-    let user = json_out(
-        &nodeimg()
-            .args([
-                "koji",
-                "call",
-                "getLoggedInUser",
-                "--profile",
-                "nodeimg-test",
-                "--config",
-            ])
-            .arg(&conf)
-            .output()
-            .unwrap(),
-    );
-    assert_eq!(user["name"], "admin");
-
-    // Another CA: refused at once, not retried, nothing sent.
-    let started = std::time::Instant::now();
-    let out = nodeimg()
-        .args([
+    let with_profile = || {
+        let mut cmd = nodeimg();
+        cmd.args([
             "koji",
             "call",
             "getLoggedInUser",
             "--profile",
             "nodeimg-test",
-            "--config",
         ])
-        .arg(&conf)
+        .arg("--config")
+        .arg(&conf);
+        cmd
+    };
+    let user = json_out(&with_profile().output().unwrap());
+    assert_eq!(user["name"], "admin");
+
+    // Another CA: refused at once, not retried, nothing sent.
+    let started = std::time::Instant::now();
+    let out = with_profile()
         .arg("--serverca")
         .arg(&tls.other_ca)
         .output()

@@ -89,6 +89,17 @@ pub fn interrupt(
     (status.code(), rest)
 }
 
+/// SIGTERM a child and return its exit code once it has ended.
+#[allow(dead_code)]
+pub fn terminate(child: &mut std::process::Child) -> Option<i32> {
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    child.wait().unwrap().code()
+}
+
 /// Run a command that must succeed; its output on failure.
 #[allow(dead_code)]
 pub fn run(cmd: &mut std::process::Command) -> std::process::Output {

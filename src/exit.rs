@@ -37,6 +37,14 @@ pub fn interruption(err: &anyhow::Error) -> Option<Interrupted> {
 pub fn report(err: &anyhow::Error) -> ExitCode {
     if let Some(interrupted) = interruption(err) {
         eprintln!("nodeimg: {interrupted}; cleaned up and stopped");
+        // What the step that was interrupted had to say about it (a build left
+        // reserved, say), outermost first.
+        for cause in err.chain().take_while(|cause| {
+            cause.downcast_ref::<Interrupted>().is_none()
+                && cause.downcast_ref::<CmdError>().is_none()
+        }) {
+            eprintln!("  {cause}");
+        }
         return ExitCode::from(128u8.saturating_add(interrupted.signal as u8));
     }
     let mut causes = err.chain();

@@ -11,7 +11,7 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 
-use common::node::{node_tree, nodeimg};
+use common::node::{nodeimg, outdir};
 use common::run;
 
 struct Hub {
@@ -299,28 +299,6 @@ fn bad_upload_names_are_refused_before_the_hub_sees_them() {
     assert_eq!(state(&hub)["uploads"], serde_json::json!([]));
 }
 
-/// A build's OUTDIR made by nodeimg from a Node-like tree.
-fn outdir(scratch: &Path) -> PathBuf {
-    let root = node_tree(scratch);
-    let out = scratch.join("out");
-    run(nodeimg()
-        .env("SOURCE_DATE_EPOCH", "1764115200")
-        .args([
-            "build",
-            concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/kickstarts/ovirt-node-ng-image.ks"
-            ),
-            "--compression",
-            "zstd",
-            "--from-result",
-        ])
-        .arg(format!("dir:{}", root.display()))
-        .arg("-o")
-        .arg(&out));
-    out
-}
-
 #[test]
 fn a_build_imports_as_a_content_generator_build_and_is_tagged() {
     let scratch = tempfile::tempdir().unwrap();
@@ -344,7 +322,7 @@ fn a_build_imports_as_a_content_generator_build_and_is_tagged() {
         .output()
         .unwrap(),
     );
-    assert_eq!(imported["nvr"], "ovirt-node-ng-image-4.5.6-1.el9");
+    assert_eq!(imported["nvr"], "ovirt-node-ng-image-update-4.5.6-1.el9");
     let id = imported["build_id"].as_i64().unwrap();
     let st = state(&hub);
     let build = &st["builds"][id.to_string()];

@@ -3,14 +3,26 @@
 //! own on the hub, `CGImport` takes metadata version 0 made from build.json (uploaded
 //! as metadata.json, so long component lists never meet the hub's 4 MiB request
 //! limit), and `tagBuild` tags it. Anything failing after the reservation refunds it
-//! (`CGRefundBuild`, state FAILED): no build is left reserved.
+//! (`CGRefundBuild`, state FAILED).
+//!
+//! The koji build is named after the update RPM's source package
+//! (`ovirt-node-ng-image-update-V-R`) and holds the image archive, the update RPM and
+//! the logs: CGImport takes an RPM only into the build its SOURCERPM names
+//! (`import_rpm`'s "srpm mismatch"), and one build keeps the image and the package
+//! that carries it in one reservation, one state and one tag.
+//!
+//! The reservation (hub, build id, token, upload directory) is written to
+//! OUTDIR/koji-reservation.json before the first upload and removed when the build is
+//! imported or refunded. When even the refund fails (the hub went away), a re-run of
+//! `nodeimg koji import OUTDIR` resumes the reserved build, and `nodeimg koji refund
+//! OUTDIR` releases it: a build can never be stranded in BUILDING with its token lost.
 
 use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, ensure};
-use serde::Serialize;
+use anyhow::{Context, Result, bail, ensure};
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::session::Session;
@@ -35,6 +47,96 @@ pub struct Imported {
     pub directory: String,
     pub uploads: Vec<Uploaded>,
     pub tag_task: Option<i64>,
+}
+
+/// Where OUTDIR keeps an open reservation.
+pub const RESERVATION_FILE: &str = "koji-reservation.json";
+
+/// koji's build states (koji.BUILD_STATES).
+const BUILDING: i64 = 0;
+const COMPLETE: i64 = 1;
+pub const FAILED: i64 = 3;
+pub const CANCELED: i64 = 4;
+
+fn state_name(state: i64) -> &'static str {
+    match state {
+        BUILDING => "BUILDING",
+        COMPLETE => "COMPLETE",
+        2 => "DELETED",
+        FAILED => "FAILED",
+        CANCELED => "CANCELED",
+        _ => "unknown",
+    }
+}
+
+/// A build reserved with CGInitBuild and not yet imported or refunded.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Reservation {
+    pub hub: String,
+    pub cg: String,
+    pub build_id: i64,
+    pub nvr: String,
+    /// The content generator's token for this build: it is what CGImport and
+    /// CGRefundBuild need, so it is kept (mode 0600), never logged.
+    pub token: String,
+    /// The upload directory on the hub, so a resumed import resumes its uploads.
+    pub directory: String,
+}
+
+impl Reservation {
+    fn path(outdir: &Path) -> PathBuf {
+        outdir.join(RESERVATION_FILE)
+    }
+
+    /// The reservation OUTDIR holds, if any.
+    pub fn load(outdir: &Path) -> Result<Option<Reservation>> {
+        let path = Self::path(outdir);
+        let text = match fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+        };
+        let r: Reservation = serde_json::from_str(&text)
+            .with_context(|| format!("{}: not a nodeimg reservation", path.display()))?;
+        ensure!(
+            r.build_id > 0 && !r.token.is_empty(),
+            "{}: no build id or token",
+            path.display()
+        );
+        upload::check_names(&r.directory, "metadata.json")
+            .with_context(|| format!("{}: directory", path.display()))?;
+        Ok(Some(r))
+    }
+
+    /// Written (0600, then renamed into place, then synced) before the first upload.
+    fn save(&self, outdir: &Path) -> Result<()> {
+        use std::io::Write as _;
+        use std::os::unix::fs::OpenOptionsExt as _;
+        let path = Self::path(outdir);
+        let partial = outdir.join(format!("{RESERVATION_FILE}.partial"));
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&partial)
+            .with_context(|| format!("writing {}", partial.display()))?;
+        f.write_all(&serde_json::to_vec_pretty(self)?)?;
+        f.sync_all()?;
+        fs::rename(&partial, &path).with_context(|| format!("writing {}", path.display()))?;
+        fs::File::open(outdir)?.sync_all()?;
+        Ok(())
+    }
+
+    fn remove(outdir: &Path) -> Result<()> {
+        let path = Self::path(outdir);
+        match fs::remove_file(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(e).with_context(|| format!("removing {}", path.display()))
+            }
+            _ => Ok(()),
+        }
+    }
 }
 
 /// A name koji and a file system can both take.
@@ -149,6 +251,7 @@ fn artifacts(outdir: &Path, record: &serde_json::Value) -> Result<Vec<Artifact>>
 /// Metadata version 0 for the uploaded files.
 fn metadata(
     record: &serde_json::Value,
+    (name, version, release): (&str, &str, &str),
     cg: &str,
     build_id: i64,
     source: &str,
@@ -218,9 +321,9 @@ fn metadata(
         "metadata_version": 0,
         "build": {
             "build_id": build_id,
-            "name": record["name"],
-            "version": record["version"],
-            "release": record["release"],
+            "name": name,
+            "version": version,
+            "release": release,
             "source": source,
             "start_time": record["started"],
             "end_time": record["finished"],
@@ -246,43 +349,144 @@ fn metadata(
     })
 }
 
-/// Import OUTDIR as a build.
-pub fn import(session: &mut Session, o: &ImportOptions) -> Result<Imported> {
-    let record_path = o.outdir.join("build.json");
-    let record: serde_json::Value =
-        serde_json::from_str(&fs::read_to_string(&record_path).with_context(|| {
-            format!(
-                "reading {} (is it a nodeimg build's OUTDIR?)",
-                record_path.display()
-            )
-        })?)
-        .with_context(|| format!("{}: not JSON", record_path.display()))?;
+/// The koji build's name, version and release: the update RPM's source package
+/// (CGImport refuses an RPM whose SOURCERPM is not the build's), else build.json's.
+fn build_nvr(
+    record_path: &Path,
+    record: &serde_json::Value,
+    found: &[Artifact],
+) -> Result<(String, String, String)> {
     let field = |key: &str| -> Result<String> {
         record[key]
             .as_str()
             .map(str::to_owned)
             .with_context(|| format!("{}: no {key}", record_path.display()))
     };
-    let (name, version, release) = (field("name")?, field("version")?, field("release")?);
+    let mut from_rpm: Option<(String, String, String)> = None;
+    for rpm in found.iter().filter(|a| a.kind == Kind::Rpm) {
+        let header = rpm::PackageMetadata::open(&rpm.local)
+            .with_context(|| format!("{}: not a readable RPM", rpm.local.display()))?;
+        let source = header
+            .get_source_rpm()
+            .with_context(|| format!("{}: no SOURCERPM", rpm.local.display()))?;
+        let nvr = source
+            .strip_suffix(".src.rpm")
+            .and_then(|nvr| nvr.rsplit_once('-'))
+            .and_then(|(nv, r)| nv.rsplit_once('-').map(|(n, v)| (n, v, r)))
+            .map(|(n, v, r)| (n.to_owned(), v.to_owned(), r.to_owned()))
+            .with_context(|| {
+                format!(
+                    "{}: SOURCERPM `{source}` is not N-V-R.src.rpm",
+                    rpm.local.display()
+                )
+            })?;
+        if let Some(seen) = &from_rpm {
+            ensure!(
+                *seen == nvr,
+                "the RPMs in {} come from different source packages ({}-{}-{} and `{source}`): one build takes one",
+                record_path.display(),
+                seen.0,
+                seen.1,
+                seen.2
+            );
+        }
+        from_rpm = Some(nvr);
+    }
+    let (name, version, release) = match from_rpm {
+        Some(nvr) => nvr,
+        None => (field("name")?, field("version")?, field("release")?),
+    };
     crate::package::writer::validate_name(&name)?;
     crate::package::writer::validate_evr_part("version", &version)?;
     crate::package::writer::validate_evr_part("release", &release)?;
-    check_word("content generator", o.cg)?;
-    if let Some(tag) = o.tag {
-        check_word("tag", tag)?;
-    }
-    let found = artifacts(o.outdir, &record)?;
-    let nvr = format!("{name}-{version}-{release}");
-    let source = match o.source {
-        Some(s) => s.to_owned(),
-        None => format!(
-            "{}#sha256:{}",
-            record["input"]["kickstart"].as_str().unwrap_or("kickstart"),
-            record["input"]["kickstart_sha256"].as_str().unwrap_or("")
-        ),
-    };
+    Ok((name, version, release))
+}
 
-    session.login()?;
+fn read_record(outdir: &Path) -> Result<(PathBuf, serde_json::Value)> {
+    let record_path = outdir.join("build.json");
+    let record = serde_json::from_str(&fs::read_to_string(&record_path).with_context(|| {
+        format!(
+            "reading {} (is it a nodeimg build's OUTDIR?)",
+            record_path.display()
+        )
+    })?)
+    .with_context(|| format!("{}: not JSON", record_path.display()))?;
+    Ok((record_path, record))
+}
+
+/// The state of build `id` on the hub.
+fn build_state(session: &mut Session, id: i64) -> Result<Option<i64>> {
+    let info = session.call("getBuild", &[xmlrpc::int(id)], &[])?;
+    Ok(member(&info, "state").and_then(as_i64))
+}
+
+/// What to do with the reservation OUTDIR already holds: resume it while the build is
+/// still BUILDING, forget it when the build has ended otherwise.
+fn resume_or_forget(
+    session: &mut Session,
+    o: &ImportOptions,
+    r: Reservation,
+    nvr: &str,
+) -> Result<Option<Reservation>> {
+    let file = o.outdir.join(RESERVATION_FILE);
+    ensure!(
+        r.hub == session.profile.server,
+        "{} holds a reservation of build {} ({}) on {}, not {}: import it there, or release it \
+         there with `nodeimg koji refund {}`",
+        file.display(),
+        r.build_id,
+        r.nvr,
+        r.hub,
+        session.profile.server,
+        o.outdir.display()
+    );
+    ensure!(
+        r.nvr == nvr && r.cg == o.cg,
+        "{} reserves {} for content generator {}, but OUTDIR now holds {nvr} for {}: release \
+         it with `nodeimg koji refund {}`",
+        file.display(),
+        r.nvr,
+        r.cg,
+        o.cg,
+        o.outdir.display()
+    );
+    match build_state(session, r.build_id)? {
+        Some(BUILDING) => {
+            tracing::info!(
+                "resuming the import of {} into reserved build {}",
+                r.nvr,
+                r.build_id
+            );
+            Ok(Some(r))
+        }
+        Some(COMPLETE) => {
+            Reservation::remove(o.outdir)?;
+            bail!(
+                "{} is already imported as build {} (COMPLETE)",
+                r.nvr,
+                r.build_id
+            )
+        }
+        state => {
+            tracing::info!(
+                "reserved build {} ({}) is {} now; reserving anew",
+                r.build_id,
+                r.nvr,
+                state.map_or("gone", state_name)
+            );
+            Reservation::remove(o.outdir)?;
+            Ok(None)
+        }
+    }
+}
+
+/// CGInitBuild, and the reservation written to OUTDIR before anything else happens.
+fn reserve(
+    session: &mut Session,
+    o: &ImportOptions,
+    (name, version, release): (&str, &str, &str),
+) -> Result<Reservation> {
+    let nvr = format!("{name}-{version}-{release}");
     let reserved = session.call(
         "CGInitBuild",
         &[
@@ -299,17 +503,93 @@ pub fn import(session: &mut Session, o: &ImportOptions) -> Result<Imported> {
         .and_then(as_str)
         .context("CGInitBuild returned no token")?
         .to_owned();
+    let r = Reservation {
+        hub: session.profile.server.clone(),
+        cg: o.cg.to_owned(),
+        build_id,
+        nvr: nvr.clone(),
+        token,
+        directory: format!("nodeimg/{nvr}.{}", random_hex()?),
+    };
+    if let Err(err) = r.save(o.outdir) {
+        // Without the file nothing could resume it: give it back now.
+        let _ = refund_call(session, &r, FAILED);
+        return Err(err.context(format!("build {build_id} ({nvr}) was refunded")));
+    }
     tracing::info!("reserved {nvr} as build {build_id}");
+    Ok(r)
+}
 
-    let result = upload_and_import(session, o, &record, &found, build_id, &token, &source, &nvr);
+fn refund_call(session: &mut Session, r: &Reservation, state: i64) -> Result<()> {
+    session.call(
+        "CGRefundBuild",
+        &[
+            xmlrpc::string(r.cg.as_str()),
+            xmlrpc::int(r.build_id),
+            xmlrpc::string(r.token.as_str()),
+            xmlrpc::int(state),
+        ],
+        &[],
+    )?;
+    Ok(())
+}
+
+/// Import OUTDIR as a build.
+pub fn import(session: &mut Session, o: &ImportOptions) -> Result<Imported> {
+    let (record_path, record) = read_record(o.outdir)?;
+    check_word("content generator", o.cg)?;
+    if let Some(tag) = o.tag {
+        check_word("tag", tag)?;
+    }
+    let found = artifacts(o.outdir, &record)?;
+    let (name, version, release) = build_nvr(&record_path, &record, &found)?;
+    let nvr = format!("{name}-{version}-{release}");
+    let source = match o.source {
+        Some(s) => s.to_owned(),
+        None => format!(
+            "{}#sha256:{}",
+            record["input"]["kickstart"].as_str().unwrap_or("kickstart"),
+            record["input"]["kickstart_sha256"].as_str().unwrap_or("")
+        ),
+    };
+
+    session.login()?;
+    let resumed = match Reservation::load(o.outdir)? {
+        Some(r) => resume_or_forget(session, o, r, &nvr)?,
+        None => None,
+    };
+    let reservation = match resumed {
+        Some(r) => r,
+        None => reserve(session, o, (&name, &version, &release))?,
+    };
+    let build_id = reservation.build_id;
+
+    let result = upload_and_import(
+        session,
+        o,
+        &record,
+        &found,
+        &reservation,
+        (&name, &version, &release),
+        &source,
+    );
     match result {
         Ok(mut imported) => {
+            Reservation::remove(o.outdir)?;
             if let Some(tag) = o.tag {
-                let task = session.call(
-                    "tagBuild",
-                    &[xmlrpc::string(tag), xmlrpc::int(build_id)],
-                    &[],
-                )?;
+                let task = session
+                    .call(
+                        "tagBuild",
+                        &[xmlrpc::string(tag), xmlrpc::int(build_id)],
+                        &[],
+                    )
+                    .with_context(|| {
+                        format!(
+                            "{nvr} is imported as build {build_id}, but tagging it into {tag} \
+                             failed (a tag takes only the packages on its list: `koji add-pkg \
+                             {tag} {name} --owner USER`); tag it with `koji tag-build {tag} {nvr}`"
+                        )
+                    })?;
                 imported.tag_task = as_i64(&task);
                 tracing::info!("tagging {nvr} into {tag}");
             }
@@ -317,37 +597,81 @@ pub fn import(session: &mut Session, o: &ImportOptions) -> Result<Imported> {
         }
         Err(err) => {
             tracing::error!("importing {nvr} failed; refunding build {build_id}");
-            if let Err(refund) = session.call(
-                "CGRefundBuild",
-                &[
-                    xmlrpc::string(o.cg),
-                    xmlrpc::int(build_id),
-                    xmlrpc::string(token.as_str()),
-                    xmlrpc::int(3),
-                ],
-                &[],
-            ) {
+            let outdir = o.outdir.display();
+            if let Err(refund) = refund_call(session, &reservation, FAILED) {
                 return Err(err.context(format!(
-                    "and refunding the reserved build {build_id} failed too: {refund:#}"
+                    "build {build_id} ({nvr}) is still reserved on {}, and refunding it failed \
+                     too ({refund:#}). The reservation is kept in {outdir}/{RESERVATION_FILE}: \
+                     run `nodeimg koji import {outdir}` to resume the import, or \
+                     `nodeimg koji refund {outdir}` to release the build",
+                    reservation.hub
                 )));
             }
-            Err(err.context(format!("build {build_id} ({nvr}) was refunded (FAILED)")))
+            Reservation::remove(o.outdir)?;
+            Err(err.context(format!(
+                "build {build_id} ({nvr}) was refunded (FAILED); run `nodeimg koji import \
+                 {outdir}` again once the cause is fixed"
+            )))
         }
     }
 }
 
-#[allow(clippy::too_many_arguments)]
+/// Release the build OUTDIR has reserved (`nodeimg koji refund OUTDIR`): CGRefundBuild
+/// into `state` (FAILED or CANCELED), then the reservation file goes.
+pub fn refund(session: &mut Session, outdir: &Path, state: i64) -> Result<Reservation> {
+    let r = Reservation::load(outdir)?.with_context(|| {
+        format!(
+            "{}: no {RESERVATION_FILE}; nothing is reserved for this OUTDIR",
+            outdir.display()
+        )
+    })?;
+    ensure!(
+        r.hub == session.profile.server,
+        "build {} ({}) is reserved on {}, not {}: refund it there",
+        r.build_id,
+        r.nvr,
+        r.hub,
+        session.profile.server
+    );
+    session.login()?;
+    match build_state(session, r.build_id)? {
+        Some(BUILDING) => {
+            refund_call(session, &r, state)
+                .with_context(|| format!("refunding build {} ({})", r.build_id, r.nvr))?;
+            tracing::info!(
+                "build {} ({}) is {} now",
+                r.build_id,
+                r.nvr,
+                state_name(state)
+            );
+        }
+        other => tracing::info!(
+            "build {} ({}) is {} already; nothing to refund",
+            r.build_id,
+            r.nvr,
+            other.map_or("gone", state_name)
+        ),
+    }
+    Reservation::remove(outdir)?;
+    Ok(r)
+}
+
 fn upload_and_import(
     session: &mut Session,
     o: &ImportOptions,
     record: &serde_json::Value,
     found: &[Artifact],
-    build_id: i64,
-    token: &str,
+    r: &Reservation,
+    build: (&str, &str, &str),
     source: &str,
-    nvr: &str,
 ) -> Result<Imported> {
-    let directory = format!("nodeimg/{nvr}.{}", random_hex()?);
+    let (build_id, token, nvr, directory) = (
+        r.build_id,
+        r.token.as_str(),
+        r.nvr.as_str(),
+        r.directory.as_str(),
+    );
+    crate::sys::cancel::pause_point("koji.reserved")?;
     let mut uploads = Vec::new();
     for artifact in found {
         crate::sys::cancel::check()?;
@@ -355,7 +679,7 @@ fn upload_and_import(
         let up = upload::upload(
             session,
             &artifact.local,
-            &directory,
+            directory,
             &artifact.name,
             o.chunk,
             upload::FinalCheck::Sha256,
@@ -378,14 +702,14 @@ fn upload_and_import(
         }
         uploads.push((artifact.kind, artifact.name.clone(), up));
     }
-    let meta = metadata(record, o.cg, build_id, source, &uploads);
+    let meta = metadata(record, build, o.cg, build_id, source, &uploads);
     let scratch = tempfile::tempdir()?;
     let meta_path = scratch.path().join("metadata.json");
     fs::write(&meta_path, serde_json::to_vec_pretty(&meta)?)?;
     upload::upload(
         session,
         &meta_path,
-        &directory,
+        directory,
         "metadata.json",
         o.chunk,
         upload::FinalCheck::Sha256,
@@ -397,10 +721,7 @@ fn upload_and_import(
         attempt += 1;
         match session.call(
             "CGImport",
-            &[
-                xmlrpc::string("metadata.json"),
-                xmlrpc::string(directory.as_str()),
-            ],
+            &[xmlrpc::string("metadata.json"), xmlrpc::string(directory)],
             &[("token", xmlrpc::string(token))],
         ) {
             Ok(_) => break,
@@ -420,7 +741,7 @@ fn upload_and_import(
     Ok(Imported {
         nvr: nvr.to_owned(),
         build_id,
-        directory,
+        directory: directory.to_owned(),
         uploads: uploads.into_iter().map(|(_, _, u)| u).collect(),
         tag_task: None,
     })
@@ -459,7 +780,14 @@ mod tests {
             (Kind::Rpm, "u.noarch.rpm".to_owned(), up("u")),
             (Kind::Log, "log-nodeimg.log".to_owned(), up("l")),
         ];
-        let m = metadata(&record, "nodeimg", 7, "git+https://x#y", &uploads);
+        let m = metadata(
+            &record,
+            ("ovirt-node-ng-image-update", "4.5.6", "1.el9"),
+            "nodeimg",
+            7,
+            "git+https://x#y",
+            &uploads,
+        );
         assert_eq!(m["metadata_version"], 0);
         for key in [
             "name",

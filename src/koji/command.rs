@@ -18,9 +18,11 @@ use crate::exit;
 Example:
   nodeimg koji import out/ --profile koji --cg nodeimg --tag ovirt-4.5-el9-candidate
   nodeimg koji upload out/ovirt-node-ng-image-update-4.5.6-1.el9.noarch.rpm --path nodeimg/test
-  nodeimg koji call getBuild ovirt-node-ng-image-4.5.6-1.el9")]
+  nodeimg koji call getBuild ovirt-node-ng-image-update-4.5.6-1.el9
+  nodeimg koji refund out/ --profile koji")]
 pub enum KojiCommand {
     Import(ImportArgs),
+    Refund(RefundArgs),
     Upload(UploadArgs),
     Call(CallArgs),
 }
@@ -130,13 +132,18 @@ impl Connection {
 
 /// Import a build's OUTDIR into koji as a content generator's build.
 ///
-/// Reserves the NVR (CGInitBuild), uploads the image, the update RPM, the manifests,
-/// build.json and the logs to a directory of their own, imports them with metadata
-/// made from build.json (CGImport: the image as an image archive with its arch and the
-/// RPMs inside it as components, the update RPM, the logs), then tags the build with
-/// --tag. When anything fails after the reservation the build is refunded, so no build
-/// is left reserved. The user needs the content generator's access (an admin runs
-/// `koji grant-cg-access USER CG`).
+/// The build is named after the update RPM's source package
+/// (ovirt-node-ng-image-update-V-R: koji takes an RPM only into the build its
+/// SOURCERPM names) and holds the image, the update RPM and the logs. Reserves the NVR
+/// (CGInitBuild) and writes the reservation to OUTDIR/koji-reservation.json, uploads
+/// the image, the update RPM, the manifests, build.json and the logs to a directory of
+/// their own, imports them with metadata made from build.json (CGImport: the image as
+/// an image archive with its arch and the RPMs inside it as components, the update
+/// RPM, the logs), then tags the build with --tag. When anything fails after the
+/// reservation the build is refunded (FAILED); when the refund fails too, the
+/// reservation stays in OUTDIR and running this again resumes the import (or `nodeimg
+/// koji refund OUTDIR` releases it). The user needs the content generator's access (an
+/// admin runs `koji grant-cg-access USER CG`).
 #[derive(Debug, Args)]
 #[command(after_help = "\
 Example:
@@ -169,6 +176,36 @@ pub struct ImportArgs {
 
     #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
     pub format: ReportFormat,
+}
+
+/// Release the build an interrupted import left reserved in OUTDIR.
+///
+/// Reads OUTDIR/koji-reservation.json (written by `nodeimg koji import` before its
+/// first upload and kept when neither the import nor its refund could finish), calls
+/// CGRefundBuild with its token, and removes the file. A build that has ended already
+/// is left as it is.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Example:
+  nodeimg koji refund out/ --profile koji
+  nodeimg koji refund out/ --profile koji --state canceled")]
+pub struct RefundArgs {
+    /// The OUTDIR of the interrupted import.
+    #[arg(value_name = "OUTDIR")]
+    pub outdir: PathBuf,
+
+    #[command(flatten)]
+    pub connection: Connection,
+
+    /// The state the build ends in.
+    #[arg(long, value_enum, default_value_t = RefundState::Failed)]
+    pub state: RefundState,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RefundState {
+    Failed,
+    Canceled,
 }
 
 /// Upload files to the hub's work directory with koji's fast-upload protocol.
@@ -233,6 +270,7 @@ pub struct CallArgs {
 pub fn run(command: KojiCommand) -> Result<ExitCode> {
     match command {
         KojiCommand::Import(args) => import(args),
+        KojiCommand::Refund(args) => refund(args),
         KojiCommand::Upload(args) => upload(args),
         KojiCommand::Call(args) => call(args),
     }
@@ -266,6 +304,17 @@ fn import(args: ImportArgs) -> Result<ExitCode> {
         }
         ReportFormat::Json => println!("{}", serde_json::to_string_pretty(&imported)?),
     }
+    Ok(ExitCode::from(exit::SUCCESS))
+}
+
+fn refund(args: RefundArgs) -> Result<ExitCode> {
+    let mut session = args.connection.session()?;
+    let state = match args.state {
+        RefundState::Failed => super::cg::FAILED,
+        RefundState::Canceled => super::cg::CANCELED,
+    };
+    let r = super::cg::refund(&mut session, &args.outdir, state)?;
+    println!("{}: build {} released", r.nvr, r.build_id);
     Ok(ExitCode::from(exit::SUCCESS))
 }
 

@@ -159,3 +159,25 @@ pub fn pack(source: &str, out: &Path) {
         ])
         .arg(out));
 }
+
+/// A build's OUTDIR made by nodeimg from a Node-like tree.
+pub fn outdir(scratch: &Path) -> PathBuf {
+    let root = node_tree(scratch);
+    let out = scratch.join("out");
+    run(nodeimg()
+        .env("SOURCE_DATE_EPOCH", "1764115200")
+        .args([
+            "build",
+            concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/kickstarts/ovirt-node-ng-image.ks"
+            ),
+            "--compression",
+            "zstd",
+            "--from-result",
+        ])
+        .arg(format!("dir:{}", root.display()))
+        .arg("-o")
+        .arg(&out));
+    out
+}

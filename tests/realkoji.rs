@@ -1,0 +1,313 @@
+//! `nodeimg koji` against a real kojihub: koji's own hub from its source
+//! (tests/realkoji/kojienv.py: PostgreSQL, the hub's WSGI application, nodeimg's hub
+//! plugin), not a double. What the hub accepts here is what a production hub accepts.
+
+mod common;
+
+use std::fs;
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::{Child, ChildStdin, ChildStdout, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::node::{nodeimg, outdir};
+use common::{require_root, terminate};
+use serde_json::Value;
+
+/// A real koji, up until dropped.
+struct RealKoji {
+    child: Child,
+    stdin: ChildStdin,
+    stdout: BufReader<ChildStdout>,
+    info: Value,
+}
+
+impl RealKoji {
+    fn start() -> RealKoji {
+        require_root(); // PostgreSQL runs as its own user; koji's topdir is root's
+        let top = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut child = Command::new(top.join(".venv/bin/python"))
+            .arg(top.join("tests/realkoji/kojienv.py"))
+            .arg("serve")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("run scripts/setup.sh first: .venv/bin/python");
+        let stdin = child.stdin.take().unwrap();
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        stdout.read_line(&mut line).unwrap();
+        let info: Value = serde_json::from_str(&line)
+            .unwrap_or_else(|_| panic!("kojienv.py serve said {line:?}; see its stderr"));
+        RealKoji {
+            child,
+            stdin,
+            stdout,
+            info,
+        }
+    }
+
+    fn control(&mut self, command: &str) {
+        writeln!(self.stdin, "{command}").unwrap();
+        let mut line = String::new();
+        self.stdout.read_line(&mut line).unwrap();
+        assert_eq!(line.trim(), "ok", "{command}");
+    }
+
+    fn field(&self, key: &str) -> &str {
+        self.info[key].as_str().unwrap()
+    }
+
+    /// `nodeimg koji ARGS` as the release engineer `releng` (content generator access).
+    fn koji(&self, args: &[&str]) -> Command {
+        self.koji_as(args, "user", "password_file")
+    }
+
+    fn koji_as(&self, args: &[&str], user: &str, password: &str) -> Command {
+        let mut cmd = nodeimg();
+        cmd.arg("koji").args(args).args([
+            "--server",
+            self.field("hub"),
+            "--user",
+            self.field(user),
+            "--password-file",
+            self.field(password),
+            "--retries",
+            "1",
+            "--retry-interval",
+            "0.1",
+        ]);
+        cmd
+    }
+
+    /// A hub method called as the admin, through nodeimg's own client.
+    fn admin(&self, method: &str, args: &[&str]) -> Value {
+        let mut call = vec!["call", method];
+        call.extend_from_slice(args);
+        json_out(
+            &self
+                .koji_as(&call, "admin", "admin_password_file")
+                .output()
+                .unwrap(),
+        )
+    }
+}
+
+impl Drop for RealKoji {
+    fn drop(&mut self) {
+        // End of input: the harness stops the hub and the database and removes its tree.
+        let _ = writeln!(self.stdin, "quit");
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let root = self.info["root"].as_str().unwrap_or("").to_owned();
+        if root.starts_with("/var/tmp/nodeimg-realkoji-") {
+            let _ = fs::remove_dir_all(&root);
+        }
+    }
+}
+
+fn json_out(out: &Output) -> Value {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn import(koji: &RealKoji, out: &Path, extra: &[&str]) -> Output {
+    let mut args = vec!["import", "--format", "json"];
+    args.extend_from_slice(extra);
+    koji.koji(&args).arg(out).output().unwrap()
+}
+
+const NVR: &str = "ovirt-node-ng-image-update-4.5.6-1.el9";
+
+#[test]
+fn the_default_import_is_accepted_by_a_real_hub() {
+    let koji = RealKoji::start();
+    let scratch = tempfile::tempdir().unwrap();
+    let out = outdir(scratch.path());
+    koji.admin("createTag", &["node-candidate"]);
+    koji.admin(
+        "packageListAdd",
+        &["node-candidate", "ovirt-node-ng-image-update", "releng"],
+    );
+
+    let imported = json_out(&import(&koji, &out, &["--tag", "node-candidate"]));
+    // Named after the update RPM's source package: the hub takes an RPM only into the
+    // build its SOURCERPM names.
+    assert_eq!(imported["nvr"], NVR);
+    let id = imported["build_id"].as_i64().unwrap();
+    let build = koji.admin("getBuild", &[NVR]);
+    assert_eq!(build["id"], id);
+    assert_eq!(build["state"], 1, "COMPLETE: {build}");
+    assert_eq!(build["owner_name"], "releng");
+    assert!(build["extra"]["typeinfo"]["image"].is_object(), "{build}");
+    assert!(!out.join("koji-reservation.json").exists());
+
+    let record: Value =
+        serde_json::from_str(&fs::read_to_string(out.join("build.json")).unwrap()).unwrap();
+    let images = koji.admin("listArchives", &[&id.to_string(), "--kwarg", "type=image"]);
+    let images = images.as_array().unwrap();
+    assert_eq!(images.len(), 1, "{images:?}");
+    let image = &images[0];
+    assert_eq!(
+        image["filename"],
+        "ovirt-node-ng-image-4.5.6-1.el9.x86_64.liveimg.squashfs"
+    );
+    assert_eq!(image["arch"], "x86_64");
+    assert_eq!(image["checksum_type"], 2, "sha256");
+    assert_eq!(image["checksum"], record["outputs"][0]["sha256"]);
+    let image_type = koji.admin(
+        "getArchiveType",
+        &["--kwarg", &format!("type_id={}", image["type_id"])],
+    );
+    assert_eq!(image_type["name"], "liveimg-squashfs", "{image_type}");
+
+    let rpms = koji.admin("listRPMs", &[&id.to_string()]);
+    let rpms = rpms.as_array().unwrap();
+    assert_eq!(rpms.len(), 1, "{rpms:?}");
+    assert_eq!(rpms[0]["nvr"], NVR);
+    assert_eq!(rpms[0]["arch"], "noarch");
+    // koji's copy of the package is the one nodeimg wrote.
+    let path = format!(
+        "{}/packages/ovirt-node-ng-image-update/4.5.6/1.el9/noarch/{NVR}.noarch.rpm",
+        koji.field("topdir")
+    );
+    assert_eq!(
+        fs::read(&path).unwrap(),
+        fs::read(out.join(format!("{NVR}.noarch.rpm"))).unwrap()
+    );
+
+    let log_dir = format!(
+        "{}/packages/ovirt-node-ng-image-update/4.5.6/1.el9/data/logs",
+        koji.field("topdir")
+    );
+    let mut log_names: Vec<String> = fs::read_dir(&log_dir)
+        .unwrap_or_else(|e| panic!("{log_dir}: {e}"))
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    log_names.sort();
+    for name in ["build.json", "log-nodeimg.log", "ovirt-node-ng-image.ks"] {
+        assert!(log_names.iter().any(|n| n == name), "{log_names:?}");
+    }
+
+    // --tag made koji's tagBuild task (kojid runs it).
+    let task = imported["tag_task"].as_i64().unwrap();
+    let info = koji.admin("getTaskInfo", &[&task.to_string()]);
+    assert_eq!(info["method"], "tagBuild");
+
+    // The same NVR again: the hub refuses it, and nothing is left reserved.
+    let again = import(&koji, &out, &[]);
+    assert_eq!(again.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&again.stderr);
+    assert!(err.contains("already exists"), "{err}");
+    assert!(!out.join("koji-reservation.json").exists());
+}
+
+/// Start an import that pauses right after its reservation; stop the hub for good;
+/// interrupt the import: its refund cannot reach the hub either.
+fn strand_an_import(koji: &mut RealKoji, out: &Path) -> (i64, String) {
+    let reservation = out.join("koji-reservation.json");
+    let mut child = koji
+        .koji(&["import"])
+        .arg(out)
+        .env("NODEIMG_PAUSE_AT", "koji.reserved")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !reservation.exists() {
+        assert!(Instant::now() < deadline, "no reservation was written");
+        assert!(child.try_wait().unwrap().is_none(), "import exited early");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(300)); // at the pause point
+    let mode = fs::metadata(&reservation).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "the token is for the owner only");
+    let saved: Value = serde_json::from_str(&fs::read_to_string(&reservation).unwrap()).unwrap();
+    let id = saved["build_id"].as_i64().unwrap();
+    let token = saved["token"].as_str().unwrap().to_owned();
+
+    koji.control("stop-hub");
+    assert_eq!(terminate(&mut child), Some(143));
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    for needle in [
+        &format!("build {id} ({NVR}) is still reserved"),
+        &format!("nodeimg koji import {}", out.display()),
+        &format!("nodeimg koji refund {}", out.display()),
+    ] {
+        assert!(err.contains(needle.as_str()), "{needle:?} in:\n{err}");
+    }
+    assert!(!err.contains(&token), "the token was printed");
+    assert!(reservation.exists(), "the reservation is kept");
+    koji.control("start-hub");
+    assert_eq!(
+        koji.admin("getBuild", &[&id.to_string()])["state"],
+        0,
+        "BUILDING"
+    );
+    (id, token)
+}
+
+#[test]
+fn an_import_whose_hub_went_away_resumes_on_the_next_run() {
+    let mut koji = RealKoji::start();
+    let scratch = tempfile::tempdir().unwrap();
+    let out = outdir(scratch.path());
+    let (id, _) = strand_an_import(&mut koji, &out);
+
+    // The next run resumes the reserved build. Its tag does not list the package: the
+    // import stands, and the error says what to do about the tag.
+    koji.admin("createTag", &["unlisted"]);
+    let resumed = import(&koji, &out, &["--tag", "unlisted"]);
+    assert_eq!(resumed.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&resumed.stderr);
+    assert!(
+        err.contains(&format!(
+            "resuming the import of {NVR} into reserved build {id}"
+        )) && err.contains(&format!("{NVR} is imported as build {id}"))
+            && err.contains("koji add-pkg unlisted ovirt-node-ng-image-update"),
+        "{err}"
+    );
+    assert_eq!(koji.admin("getBuild", &[NVR])["state"], 1, "COMPLETE");
+    assert!(!out.join("koji-reservation.json").exists());
+}
+
+#[test]
+fn a_stranded_reservation_is_released_by_nodeimg_koji_refund() {
+    let mut koji = RealKoji::start();
+    let scratch = tempfile::tempdir().unwrap();
+    let out = outdir(scratch.path());
+    let (id, _) = strand_an_import(&mut koji, &out);
+
+    let refunded = koji.koji(&["refund"]).arg(&out).output().unwrap();
+    assert!(
+        refunded.status.success(),
+        "{}",
+        String::from_utf8_lossy(&refunded.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&refunded.stdout).trim(),
+        format!("{NVR}: build {id} released")
+    );
+    assert_eq!(
+        koji.admin("getBuild", &[&id.to_string()])["state"],
+        3,
+        "FAILED"
+    );
+    assert!(!out.join("koji-reservation.json").exists());
+
+    // Nothing left to refund: said so, exit 1.
+    let again = koji.koji(&["refund"]).arg(&out).output().unwrap();
+    assert_eq!(again.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("nothing is reserved"));
+
+    // The NVR of a FAILED build can be imported again (koji recycles the build's id).
+    let imported = json_out(&import(&koji, &out, &[]));
+    assert_eq!(imported["build_id"], id);
+    assert_eq!(koji.admin("getBuild", &[NVR])["state"], 1);
+}

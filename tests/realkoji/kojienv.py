@@ -1,0 +1,295 @@
+"""A real koji on this machine, for the real-koji tests: PostgreSQL from Debian, the hub
+from koji's own source (with nodeimg's hub plugin), and on request kojid (with nodeimg's
+builder plugin) and mock from their sources.
+
+Sources: $KOJI_SRC / $MOCK_SRC (a tarball or an unpacked tree), else the snapshots in
+../shared/vendor/ beside the repository. They are unpacked into a temporary directory;
+nothing of them is kept in the project.
+
+Everything lives under one directory in /var/tmp (removed at the end): the database,
+koji's topdir, configuration and logs. The hub and koji's files share one loopback
+port: http://127.0.0.1:PORT/kojihub and http://127.0.0.1:PORT/kojifiles.
+"""
+
+import glob
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+import urllib.request
+
+import koji
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.abspath(os.path.join(HERE, "..", ".."))
+VENV_PYTHON = os.path.join(REPO, ".venv", "bin", "python")
+KOJI_CLI = os.path.join(REPO, ".venv", "bin", "koji")
+ADMIN, ADMIN_PASSWORD = "kojiadmin", "admin-secret-1"
+USER, USER_PASSWORD = "releng", "releng-secret-2"
+
+
+class Unavailable(Exception):
+    """What a real koji needs is not on this machine; the message says what."""
+
+
+def source(env, pattern):
+    """The source tree or tarball: $ENV, else ../shared/vendor/PATTERN."""
+    given = os.environ.get(env)
+    if given:
+        return given
+    found = sorted(glob.glob(os.path.join(REPO, "..", "shared", "vendor", pattern)))
+    if not found:
+        raise Unavailable("no %s: set %s to koji's source (a tarball or a tree), or "
+                          "put the snapshot in ../shared/vendor/" % (pattern, env))
+    return found[-1]
+
+
+def unpack(src, into, marker):
+    """An unpacked tree containing MARKER (a relative path)."""
+    if os.path.isdir(src):
+        return src
+    with tarfile.open(src) as tar:
+        for member in tar.getmembers():
+            if member.name.startswith("/") or ".." in member.name.split("/"):
+                raise Unavailable("%s: unsafe member %s" % (src, member.name))
+        tar.extractall(into)
+    for root, dirs, _ in os.walk(into):
+        if os.path.exists(os.path.join(root, marker)):
+            return root
+        dirs.sort()
+    raise Unavailable("%s has no %s" % (src, marker))
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(what, check, timeout=60, proc=None, log=None):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError("%s exited with %s before it was ready%s"
+                               % (what, proc.returncode, tail(log)))
+        try:
+            if check():
+                return
+        except Exception:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError("%s was not ready in %s s%s" % (what, timeout, tail(log)))
+
+
+def tail(path, lines=30):
+    if not path or not os.path.exists(path):
+        return ""
+    with open(path, errors="replace") as f:
+        return "\n--- last lines of %s ---\n%s" % (path, "".join(f.readlines()[-lines:]))
+
+
+def pg_bindir():
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/postgres"))
+    if not found:
+        raise Unavailable("PostgreSQL is not installed (Debian: postgresql)")
+    return os.path.dirname(found[-1])
+
+
+class RealKoji:
+    def __init__(self):
+        self.root = tempfile.mkdtemp(prefix="nodeimg-realkoji-", dir="/var/tmp")
+        os.chmod(self.root, 0o755)
+        self.procs = {}
+        self.logs = os.path.join(self.root, "logs")
+        os.makedirs(self.logs)
+        self.kojisrc = unpack(source("KOJI_SRC", "koji-*.tar.gz"),
+                              os.path.join(self.root, "src"), "kojihub/kojixmlrpc.py")
+        self.topdir = os.path.join(self.root, "koji")
+        for sub in ("packages", "repos", "repos-dist", "work", "scratch"):
+            os.makedirs(os.path.join(self.topdir, sub))
+        self.port = free_port()
+        self.hub_url = "http://127.0.0.1:%d/kojihub" % self.port
+        self.topurl = "http://127.0.0.1:%d/kojifiles" % self.port
+        self.weburl = "http://127.0.0.1:%d/koji" % self.port
+
+    # -- PostgreSQL --------------------------------------------------------------
+
+    def start_db(self):
+        bindir = pg_bindir()
+        self.pgdata = os.path.join(self.root, "pg")
+        os.makedirs(self.pgdata)
+        shutil.chown(self.pgdata, "postgres", "postgres")
+        self.pgport = free_port()
+        as_pg = ["runuser", "-u", "postgres", "--"]
+        subprocess.run(as_pg + [os.path.join(bindir, "initdb"), "-D", self.pgdata, "-U", "koji",
+                                "--auth=trust", "-E", "UTF8", "--no-sync"],
+                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+        log = os.path.join(self.logs, "postgres.log")
+        self.procs["postgres"] = subprocess.Popen(
+            as_pg + [os.path.join(bindir, "postgres"), "-D", self.pgdata, "-p", str(self.pgport),
+                     "-k", self.pgdata, "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off",
+                     "-c", "synchronous_commit=off", "-c", "full_page_writes=off"],
+            stdout=open(log, "w"), stderr=subprocess.STDOUT)
+        wait_for("postgres", lambda: subprocess.run(
+            [os.path.join(bindir, "pg_isready"), "-q", "-h", "127.0.0.1", "-p", str(self.pgport)]
+        ).returncode == 0, proc=self.procs["postgres"], log=log)
+        subprocess.run([os.path.join(bindir, "createdb"), "-h", "127.0.0.1", "-p",
+                        str(self.pgport), "-U", "koji", "koji"], check=True)
+        self.psql_file(os.path.join(self.kojisrc, "schemas", "schema.sql"))
+        self.sql("INSERT INTO users (name, password, status, usertype) VALUES ('%s', '%s', 0, 0)"
+                 % (ADMIN, ADMIN_PASSWORD))
+        self.sql("INSERT INTO user_perms (user_id, perm_id, creator_id) "
+                 "SELECT u.id, p.id, u.id FROM users u, permissions p "
+                 "WHERE u.name = '%s' AND p.name = 'admin'" % ADMIN)
+        self.sql("INSERT INTO users (name, password, status, usertype) VALUES ('%s', '%s', 0, 0)"
+                 % (USER, USER_PASSWORD))
+
+    def psql(self, args, **kw):
+        return subprocess.run([os.path.join(pg_bindir(), "psql"), "-h", "127.0.0.1", "-p",
+                               str(self.pgport), "-U", "koji", "-d", "koji", "-v",
+                               "ON_ERROR_STOP=1", "-q"] + args, check=True,
+                              stdout=subprocess.PIPE, text=True, **kw)
+
+    def psql_file(self, path):
+        self.psql(["-f", path])
+
+    def sql(self, statement):
+        """Run SQL (our own fixed statements only); the rows, tab-separated."""
+        return self.psql(["-A", "-t", "-F", "\t", "-c", statement]).stdout.strip()
+
+    # -- the hub -----------------------------------------------------------------
+
+    def start_hub(self):
+        confdir = os.path.join(self.root, "hub")
+        os.makedirs(os.path.join(confdir, "hub.conf.d"))
+        self.hub_conf = os.path.join(confdir, "hub.conf")
+        with open(self.hub_conf, "w") as f:
+            f.write("[hub]\nDBName = koji\nDBUser = koji\nDBHost = 127.0.0.1\n"
+                    "DBPort = %d\nKojiDir = %s\nCheckClientIP = False\n"
+                    "LoginCreatesUser = Off\nDisableNotifications = True\n"
+                    "LogLevel = INFO\nRunInterval = 2\n"
+                    "PluginPath = %s\nPlugins = nodeimg\n"
+                    % (self.pgport, self.topdir, os.path.join(REPO, "plugin", "hub")))
+        self.start_hubserver()
+        self.admin = self.session(ADMIN, ADMIN_PASSWORD)
+
+    def start_hubserver(self):
+        log = os.path.join(self.logs, "hub.log")
+        env = dict(os.environ, PYTHONPATH=self.kojisrc)
+        self.procs["hub"] = subprocess.Popen(
+            [VENV_PYTHON, os.path.join(HERE, "hubserver.py"), "--port", str(self.port),
+             "--config", self.hub_conf, "--topdir", self.topdir],
+            env=env, stdout=open(log, "a"), stderr=subprocess.STDOUT)
+
+        def answers():
+            return koji.ClientSession(self.hub_url).getAPIVersion() > 0
+        wait_for("kojihub", answers, proc=self.procs["hub"], log=log)
+
+    def stop_hubserver(self):
+        self.stop("hub")
+
+    def session(self, user, password):
+        s = koji.ClientSession(self.hub_url, {"max_retries": 2, "retry_interval": 1,
+                                              "user": user, "password": password})
+        s.login()
+        return s
+
+    # -- koji's CLI, as a release engineer runs it ----------------------------------
+
+    def cli_config(self):
+        path = os.path.join(self.root, "koji.conf")
+        if not os.path.exists(path):
+            with open(path, "w") as f:
+                f.write("[realkoji]\nserver = %s\nweburl = %s\ntopurl = %s\n"
+                        "authtype = password\nplugin_paths = %s\npoll_interval = 1\n"
+                        % (self.hub_url, self.weburl, self.topurl,
+                           os.path.join(REPO, "plugin", "cli")))
+        return path
+
+    def cli(self, *args, user=USER, password=USER_PASSWORD, check=True, timeout=600):
+        """`koji -p realkoji ARGS` with the CLI from PyPI and nodeimg's CLI plugin."""
+        cmd = [KOJI_CLI, "-c", self.cli_config(), "-p", "realkoji", "--user", user,
+               "--password", password] + list(args)
+        run = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True, timeout=timeout)
+        if check and run.returncode != 0:
+            raise AssertionError("koji %s exited %d\nstdout: %s\nstderr: %s"
+                                 % (" ".join(args), run.returncode, run.stdout, run.stderr))
+        return run
+
+    def password_file(self, password=USER_PASSWORD):
+        path = os.path.join(self.root, "password-%d" % len(os.listdir(self.root)))
+        with open(path, "w") as f:
+            f.write(password + "\n")
+        os.chmod(path, 0o600)
+        return path
+
+    # -- processes ---------------------------------------------------------------
+
+    def stop(self, name):
+        proc = self.procs.pop(name, None)
+        if proc is None or proc.poll() is not None:
+            return
+        try:
+            os.killpg(proc.pid, signal.SIGTERM) if name == "kojid" else proc.terminate()
+        except ProcessLookupError:
+            pass
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+    def close(self):
+        for name in ["kojid", "hub", "postgres"]:
+            self.stop(name)
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def fetch(url):
+    with urllib.request.urlopen(url, timeout=30) as r:
+        return r.read()
+
+
+def serve():
+    """`kojienv.py serve`: start the database and the hub, print what a test needs as
+    one JSON line, then take commands on stdin, one a line, answering `ok` or
+    `error: ...`: `stop-hub`, `start-hub`. At end of input everything stops and goes."""
+    import json
+    env = RealKoji()
+    try:
+        env.start_db()
+        env.start_hub()
+        env.admin.grantCGAccess(USER, "nodeimg", create=True)
+        print(json.dumps({
+            "hub": env.hub_url, "topurl": env.topurl, "topdir": env.topdir,
+            "root": env.root, "admin": ADMIN, "admin_password_file":
+            env.password_file(ADMIN_PASSWORD), "user": USER,
+            "password_file": env.password_file(USER_PASSWORD), "cg": "nodeimg",
+        }), flush=True)
+        for line in sys.stdin:
+            command = line.strip()
+            try:
+                if command == "stop-hub":
+                    env.stop_hubserver()
+                elif command == "start-hub":
+                    env.start_hubserver()
+                else:
+                    raise ValueError("unknown command %r" % command)
+                print("ok", flush=True)
+            except Exception as e:
+                print("error: %s" % e, flush=True)
+    finally:
+        env.close()
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] != ["serve"]:
+        sys.exit("usage: kojienv.py serve")
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    serve()

@@ -107,6 +107,42 @@ impl Drop for RealKoji {
     }
 }
 
+impl RealKoji {
+    /// koji's own CLI (PyPI) with nodeimg's CLI plugin, as `releng`.
+    fn cli(&self, args: &[&str]) -> Output {
+        Command::new(self.field("koji_cli"))
+            .args(["-c", self.field("cli_config"), "-p", self.field("profile")])
+            .args([
+                "--user",
+                self.field("user"),
+                "--password",
+                self.field("password"),
+            ])
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    }
+
+    /// A build tag for x86_64 and a target building from it into `node-candidate`.
+    fn node_target(&self) {
+        self.admin("createTag", &["node-build", "--kwarg", "arches=x86_64"]);
+        self.admin("createTag", &["node-candidate"]);
+        self.admin(
+            "createBuildTarget",
+            &["node-target", "node-build", "node-candidate"],
+        );
+        self.admin(
+            "grantPermission",
+            &["releng", "image", "--kwarg", "create=true"],
+        );
+    }
+
+    fn task_count(&self) -> usize {
+        self.admin("listTasks", &[]).as_array().unwrap().len()
+    }
+}
+
 fn json_out(out: &Output) -> Value {
     assert!(
         out.status.success(),
@@ -310,4 +346,94 @@ fn a_stranded_reservation_is_released_by_nodeimg_koji_refund() {
     let imported = json_out(&import(&koji, &out, &[]));
     assert_eq!(imported["build_id"], id);
     assert_eq!(koji.admin("getBuild", &[NVR])["state"], 1);
+}
+
+fn node_kickstart(dir: &Path) -> std::path::PathBuf {
+    let ks = dir.join("node.ks");
+    fs::copy(
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/kickstarts/ovirt-node-ng-image.ks"
+        ),
+        &ks,
+    )
+    .unwrap();
+    ks
+}
+
+#[test]
+fn koji_node_image_build_creates_its_task_on_a_real_hub() {
+    let koji = RealKoji::start();
+    koji.node_target();
+    let scratch = tempfile::tempdir().unwrap();
+    let ks = node_kickstart(scratch.path());
+    let ks = ks.to_str().unwrap();
+
+    // With and without --noprogress (koji's global options have no `noprogress`).
+    for extra in [&[][..], &["--noprogress"][..]] {
+        let mut args = vec!["node-image-build", "--nowait", "--release", "1.el9"];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&["ovirt-node-ng-image", "4.5.6", "node-target", ks]);
+        let out = koji.cli(&args);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{extra:?}: {stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let task: i64 = stdout
+            .lines()
+            .find_map(|l| l.strip_prefix("Created task: "))
+            .unwrap_or_else(|| panic!("{stdout}"))
+            .parse()
+            .unwrap();
+        assert!(
+            stdout.contains(&format!(
+                "Task info: {}/taskinfo?taskID={task}",
+                koji.field("hub").replace("/kojihub", "/koji")
+            )),
+            "{stdout}"
+        );
+        let info = koji.admin(
+            "getTaskInfo",
+            &[&task.to_string(), "--kwarg", "request=true"],
+        );
+        assert_eq!(info["method"], "nodeImageBuild");
+        assert_eq!(info["state"], 0, "FREE: no builder has it yet");
+        let request = &info["request"];
+        assert_eq!(request[3], serde_json::json!(["x86_64"]));
+        // The kickstart went up first, to the task's request by its uploaded path.
+        let uploaded = request[4].as_str().unwrap();
+        assert!(
+            uploaded.starts_with("cli-nodeimg/") && uploaded.ends_with("/node.ks"),
+            "{uploaded}"
+        );
+        let on_hub = Path::new(koji.field("topdir")).join("work").join(uploaded);
+        assert_eq!(fs::read(on_hub).unwrap(), fs::read(ks).unwrap());
+    }
+
+    // Arches outside the build tag are refused by the hub, before any task exists.
+    let before = koji.task_count();
+    for arch in ["ppc64le", "foo"] {
+        let out = koji.cli(&[
+            "node-image-build",
+            "--nowait",
+            "--noprogress",
+            "--arch",
+            arch,
+            "ovirt-node-ng-image",
+            "4.5.6",
+            "node-target",
+            ks,
+        ]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{arch} was accepted");
+        assert!(
+            err.contains(&format!(
+                "arch {arch} is not built by target node-target: its build tag node-build has arches x86_64"
+            )),
+            "{err}"
+        );
+    }
+    assert_eq!(koji.task_count(), before);
 }

@@ -71,7 +71,10 @@ def handle_node_image_build(goptions, session, args):
         if not os.path.isfile(ks):
             parser.error("no such kickstart: %s" % ks)
         serverdir = unique_path("cli-nodeimg")
-        callback = None if (options.noprogress or goptions.noprogress) else _progress_callback
+        # As koji's own commands: no bar in the background, with --noprogress (the
+        # command's option: koji's global options have none) or --quiet.
+        quiet = _running_in_bg() or options.noprogress or goptions.quiet
+        callback = None if quiet else _progress_callback
         session.uploadWrapper(ks, serverdir, callback=callback)
         if callback:
             print("")

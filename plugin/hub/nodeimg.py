@@ -99,8 +99,18 @@ def nodeImageBuild(name, version, target, arches, ks, opts=None, priority=None):
     except jsonschema.ValidationError as e:
         where = "/".join(str(p) for p in e.absolute_path)
         raise koji.ParameterError("nodeImageBuild argument %s: %s" % (where or "list", e.message))
-    kojihub.get_build_target(target, strict=True)
+    target_info = kojihub.get_build_target(target, strict=True)
     arches = koji.parse_arches(" ".join(arches), to_list=True, strict=True)
+    # parse_arches checks only the names: the build tag must have each arch, or the
+    # task would fail later on a builder.
+    build_tag = kojihub.get_tag(target_info["build_tag"], strict=True)
+    tag_arches = (build_tag["arches"] or "").split()
+    canon = set(koji.canonArch(a) for a in tag_arches)
+    for arch in arches:
+        if koji.canonArch(arch) not in canon:
+            raise koji.ParameterError(
+                "arch %s is not built by target %s: its build tag %s has arches %s"
+                % (arch, target, build_tag["name"], " ".join(tag_arches) or "(none)"))
     for optional in opts.get("optional_arches", []):
         if optional not in arches:
             raise koji.ParameterError("optional arch %s is not one of %s" % (optional, arches))

@@ -27,6 +27,9 @@ def kojihub(monkeypatch):
     makes, as mocks."""
     fake = types.ModuleType("kojihub")
     fake.make_task = mock.Mock(return_value=4321)
-    fake.get_build_target = mock.Mock(return_value={"id": 1, "name": "node-target"})
+    fake.get_build_target = mock.Mock(return_value={"id": 1, "name": "node-target",
+                                                    "build_tag": 7})
+    fake.get_tag = mock.Mock(return_value={"id": 7, "name": "node-build",
+                                           "arches": "x86_64 aarch64"})
     monkeypatch.setitem(sys.modules, "kojihub", fake)
     return fake

@@ -1,5 +1,6 @@
 """The CLI plugin: `koji node-image-build` argument handling and the hub call it makes."""
 
+import types
 from unittest import mock
 
 import pytest
@@ -27,8 +28,10 @@ def session():
 
 
 def goptions():
-    return mock.Mock(quiet=False, noprogress=True, weburl="https://koji.example/koji",
-                     poll_interval=5, topurl=None)
+    # Only attributes koji's global options have (a Mock would answer any name: that
+    # hid a read of goptions.noprogress, which the real CLI does not have).
+    return types.SimpleNamespace(quiet=False, weburl="https://koji.example/koji",
+                                 poll_interval=5, topurl=None)
 
 
 def test_an_scm_kickstart_goes_to_the_hub_with_the_options(cli, session, capsys):

@@ -271,6 +271,8 @@ def serve():
             "root": env.root, "admin": ADMIN, "admin_password_file":
             env.password_file(ADMIN_PASSWORD), "user": USER,
             "password_file": env.password_file(USER_PASSWORD), "cg": "nodeimg",
+            "koji_cli": KOJI_CLI, "cli_config": env.cli_config(), "profile": "realkoji",
+            "password": USER_PASSWORD,
         }), flush=True)
         for line in sys.stdin:
             command = line.strip()

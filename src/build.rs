@@ -64,6 +64,9 @@ pub struct BuildOptions {
     pub dnf_cache: PathBuf,
     /// Let the kickstart's `--noverifyssl` through (dnf backend).
     pub allow_noverifyssl: bool,
+    /// Other repositories or installation source than the kickstart's (`--repo`,
+    /// `--replace-repos`, `--url`).
+    pub rewrite: crate::kickstart::rewrite::Rewrite,
 }
 
 /// The installer a build runs, decided before anything else happens.
@@ -224,6 +227,15 @@ pub fn build(options: &BuildOptions) -> Result<BuildRecord> {
     result
 }
 
+/// The rules of the livemedia-creator run this build makes (none from a result).
+fn lmc_mode(installer: Installer, options: &BuildOptions) -> LmcMode {
+    match (installer, &options.virt) {
+        (Installer::None | Installer::Dnf, _) => LmcMode::Off,
+        (Installer::Lmc, Some(_)) => LmcMode::Virt,
+        (Installer::Lmc, None) => LmcMode::NoVirt,
+    }
+}
+
 fn run(options: &BuildOptions, started_at: u64) -> Result<BuildRecord> {
     let stage_dir = tempfile::Builder::new()
         .prefix(".nodeimg-build-")
@@ -239,12 +251,7 @@ fn run(options: &BuildOptions, started_at: u64) -> Result<BuildRecord> {
     let installer = choose_installer(options)?;
 
     let report = stages.run("check", || {
-        // The rules of the livemedia-creator run this build makes (none from a result).
-        let lmc = match (installer, &options.virt) {
-            (Installer::None | Installer::Dnf, _) => LmcMode::Off,
-            (Installer::Lmc, Some(_)) => LmcMode::Virt,
-            (Installer::Lmc, None) => LmcMode::NoVirt,
-        };
+        let lmc = lmc_mode(installer, options);
         let report = check::check(&options.kickstart, options.ks_version, options.policy, lmc);
         for finding in report.findings.iter().filter(|f| f.severity >= Severity::Warning) {
             match finding.severity {
@@ -265,6 +272,7 @@ fn run(options: &BuildOptions, started_at: u64) -> Result<BuildRecord> {
     })?;
 
     let flat_name = format!("{}.ks", options.name);
+    let flat_path = staging.join(&flat_name);
     let flat_sha = stages.run("flatten", || {
         let text = flatten::flatten(&options.kickstart).map_err(|findings| {
             anyhow::anyhow!(
@@ -276,13 +284,65 @@ fn run(options: &BuildOptions, started_at: u64) -> Result<BuildRecord> {
                     .join("; ")
             )
         })?;
-        fs::write(staging.join(&flat_name), &text)
-            .with_context(|| format!("writing {flat_name}"))?;
+        fs::write(&flat_path, &text).with_context(|| format!("writing {flat_name}"))?;
         Ok((
             hex::encode(Sha256::digest(text.as_bytes())),
             flat_name.clone(),
         ))
     })?;
+
+    // Other repositories than the kickstart's: the installer reads the rewritten
+    // kickstart, so that is what is checked again, kept in OUTDIR and hashed.
+    let (report, flat_sha) = if options.rewrite.is_empty() {
+        (report, flat_sha)
+    } else {
+        stages.run("repositories", || {
+            let text = crate::kickstart::rewrite::rewrite(&flat_path, &options.rewrite)
+                .with_context(|| format!("rewriting {}", options.kickstart.display()))?;
+            fs::write(&flat_path, &text).with_context(|| format!("writing {flat_name}"))?;
+            let version: Version = report
+                .version
+                .version
+                .parse()
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let rewritten = check::check(
+                &flat_path,
+                Some(version),
+                options.policy,
+                lmc_mode(installer, options),
+            );
+            let errors: Vec<String> = rewritten
+                .findings
+                .iter()
+                .filter(|f| f.severity == Severity::Error)
+                .map(|f| f.message.clone())
+                .collect();
+            ensure!(
+                errors.is_empty(),
+                "{} with --repo/--url: {}; nothing was installed",
+                options.kickstart.display(),
+                errors.join("; ")
+            );
+            let repos: Vec<String> = rewritten
+                .model
+                .repos
+                .iter()
+                .map(|r| r.name.clone())
+                .collect();
+            let detail = format!(
+                "installing from {}",
+                if repos.is_empty() {
+                    "the url only".to_owned()
+                } else {
+                    repos.join(", ")
+                }
+            );
+            Ok((
+                (rewritten, hex::encode(Sha256::digest(text.as_bytes()))),
+                detail,
+            ))
+        })?
+    };
 
     // The installer's work directory: its result is packed from there.
     let work = sys::temp_dir(&options.workdir, "nodeimg-install-")?;

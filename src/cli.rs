@@ -195,6 +195,21 @@ pub struct BuildArgs {
     #[arg(long)]
     pub allow_noverifyssl: bool,
 
+    /// Install from this repository (repeat): it replaces the kickstart's `repo` of the
+    /// same name, or is added. A local mirror, an air-gapped site, a koji build tag's
+    /// repository.
+    #[arg(long = "repo", value_name = "NAME=URL")]
+    pub repos: Vec<crate::kickstart::rewrite::RepoOverride>,
+
+    /// Drop every `repo` line of the kickstart: install only from --repo (and --url),
+    /// as koji's image tasks do.
+    #[arg(long)]
+    pub replace_repos: bool,
+
+    /// The installation source (the kickstart's `url` line) to use instead.
+    #[arg(long, value_name = "URL", value_parser = parse_url)]
+    pub url: Option<String>,
+
     /// Output format of the summary (on stdout).
     #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
     pub format: ReportFormat,
@@ -672,6 +687,11 @@ fn generate_cmd(args: GenerateArgs) -> Result<ExitCode> {
     Ok(ExitCode::from(exit::SUCCESS))
 }
 
+fn parse_url(url: &str) -> Result<String> {
+    crate::kickstart::rewrite::check_url(url)?;
+    Ok(url.to_owned())
+}
+
 fn build_cmd(args: BuildArgs) -> Result<ExitCode> {
     let options = crate::build::BuildOptions {
         kickstart: args.kickstart,
@@ -699,6 +719,11 @@ fn build_cmd(args: BuildArgs) -> Result<ExitCode> {
         imgbased: args.imgbased,
         dnf_cache: args.dnf_cache,
         allow_noverifyssl: args.allow_noverifyssl,
+        rewrite: crate::kickstart::rewrite::Rewrite {
+            repos: args.repos,
+            replace_repos: args.replace_repos,
+            url: args.url,
+        },
     };
     crate::package::writer::validate_name(&options.name)?;
     let record = crate::build::build(&options)?;

@@ -376,6 +376,63 @@ fn an_unreachable_repository_is_named_with_its_line() {
 }
 
 #[test]
+fn repositories_given_on_the_command_line_replace_the_kickstarts() {
+    // The kickstart's source and repository are unreachable (as the internet is from a
+    // build farm); --url and --repo point the build at reachable ones instead.
+    let text = small_kickstart(
+        "repo --name=gone --baseurl=http://127.0.0.1:9/repo",
+        "from-second",
+        "",
+    )
+    .replace(
+        &format!("url --url=file://{}", repos().main.display()),
+        "url --url=http://127.0.0.1:9/os",
+    );
+    let url = format!("file://{}", repos().main.display());
+    let second = format!("second=file://{}", repos().second.display());
+    let b = build(
+        &text,
+        &["--replace-repos", "--url", &url, "--repo", &second],
+    );
+    assert!(b.output.status.success(), "{}", b.stderr());
+    // The kickstart kept in OUTDIR is the one the installer read, and build.json's hash
+    // is its hash.
+    let ks = fs::read_to_string(b.out.join("ovirt-node-ng-image.ks")).unwrap();
+    assert!(
+        ks.contains("# nodeimg: replaced by --replace-repos: repo --name=gone")
+            && ks.contains("# nodeimg: replaced by --url: url --url=http://127.0.0.1:9/os")
+            && ks.contains(&format!("url --url={url}  # nodeimg: added"))
+            && ks.contains(&format!(
+                "repo --name=second --baseurl=file://{}  # nodeimg: added",
+                repos().second.display()
+            )),
+        "{ks}"
+    );
+    let record: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(b.out.join("build.json")).unwrap()).unwrap();
+    use sha2::Digest as _;
+    assert_eq!(
+        record["input"]["kickstart_sha256"],
+        hex::encode(sha2::Sha256::digest(ks.as_bytes()))
+    );
+    let manifest = fs::read_to_string(b.out.join("ovirt-node-ng-image.manifest-rpm")).unwrap();
+    assert!(manifest.contains("from-second-1.0-1"), "{manifest}");
+
+    // Without --replace-repos a --repo replaces the repo of its name only.
+    let b = build(
+        &text,
+        &["--url", &url, "--repo", "gone=file:///nonexistent/repo"],
+    );
+    assert_eq!(b.output.status.code(), Some(1));
+    assert!(b.stderr().contains("repository 'gone'"), "{}", b.stderr());
+
+    // A URL that would break the kickstart line is refused before anything runs.
+    let b = build(&text, &["--repo", "x=http://a/ --install"]);
+    assert_eq!(b.output.status.code(), Some(2), "{}", b.stderr());
+    assert!(b.stderr().contains("no white space"), "{}", b.stderr());
+}
+
+#[test]
 fn what_a_directory_install_cannot_do_is_refused_before_dnf_runs() {
     let text = small_kickstart(
         "autopart\nrepo --name=insecure --baseurl=https://example.invalid/ --noverifyssl",

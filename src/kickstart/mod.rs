@@ -8,6 +8,7 @@ pub mod lexer;
 pub mod model;
 pub mod options;
 pub mod parser;
+pub mod rewrite;
 pub mod source;
 pub mod version;
 

@@ -833,6 +833,9 @@ fn print_written(written: &writer::Written, format: ReportFormat) -> Result<Exit
 
 fn rpm_spec_cmd(args: RpmSpecArgs) -> Result<ExitCode> {
     let spec = args.update.resolve()?.spec()?;
+    // As `rpm update` does: OUTDIR is made when missing.
+    std::fs::create_dir_all(&args.output)
+        .map_err(|e| anyhow::anyhow!("creating {}: {e}", args.output.display()))?;
     let target = args.output.join(format!("{}.spec", update::UPDATE_NAME));
     let partial = crate::artifacts::PartialFile::new(&target, args.force)?;
     std::fs::write(partial.path(), spec)

@@ -200,9 +200,9 @@ fn the_update_rpm_is_what_rpm_and_rpmbuild_make_of_the_spec() {
         "not reproducible"
     );
 
-    // rpmbuild, given the rendered spec, makes the same package.
-    let specdir = scratch.path().join("spec");
-    fs::create_dir(&specdir).unwrap();
+    // rpmbuild, given the rendered spec, makes the same package. The spec's directory
+    // is made when missing (kojid's builder renders it into a new one).
+    let specdir = scratch.path().join("spec/new");
     run(nodeimg()
         .args(["rpm", "spec", "--image"])
         .arg(&image)

@@ -35,8 +35,10 @@ DEFAULTS = {
     "install_group": "livemedia-build",
     "packages": "nodeimg rpm-build",
     "nodeimg": "/usr/bin/nodeimg",
+    "backend": "lmc",
     "log_interval": "5",
 }
+BACKENDS = ("lmc", "dnf")
 
 
 def read_config(path=None):
@@ -44,12 +46,52 @@ def read_config(path=None):
     parser.read_dict({"nodeimg": DEFAULTS})
     parser.read(path or CONFIG_FILE)
     section = parser["nodeimg"]
+    backend = section.get("backend").strip()
+    if backend not in BACKENDS:
+        raise koji.GenericError("%s: backend = %s: one of %s"
+                                % (path or CONFIG_FILE, backend, ", ".join(BACKENDS)))
     return {
         "install_group": section.get("install_group").strip(),
         "packages": section.get("packages").split(),
         "nodeimg": section.get("nodeimg").strip(),
+        "backend": backend,
         "log_interval": float(section.get("log_interval")),
     }
+
+
+def repo_options(opts, repo_info, target_info, arch, topurl):
+    """nodeimg's options that make a build install from koji, as kojid's image tasks
+    rewrite a kickstart (ImageTask.prepareKickstart): the kickstart's `repo` lines give
+    way to the task's --repo URLs or else to the build tag's repository for this arch
+    (at topurl). The installation source (`url`) is the task's install_tree_url, else
+    the first of those repositories: a build farm's builders reach koji, not the
+    internet, so nothing of the kickstart's own sources is left to reach."""
+    user_repos = list(dict.fromkeys(opts.get("repo") or []))
+    if user_repos:
+        urls = [(("koji-override-%d" % i), url) for i, url in enumerate(user_repos)]
+    else:
+        path_info = koji.PathInfo(topdir=topurl)
+        tag_name = target_info["build_tag_name"]
+        url = "%s/%s" % (path_info.repo(repo_info["id"], tag_name), arch)
+        urls = [("koji-%s-%d" % (tag_name, repo_info["id"]), url)]
+    args = ["--replace-repos"]
+    install_tree = opts.get("install_tree_url")
+    if not install_tree:
+        install_tree = urls.pop(0)[1]
+    args += ["--url", install_tree]
+    for name, url in urls:
+        args += ["--repo", "%s=%s" % (name, url)]
+    return args
+
+
+def error_lines(log_path, limit=20):
+    """nodeimg's own ERROR lines from its log, for the task's failure message."""
+    try:
+        with open(log_path, errors="replace") as f:
+            lines = [line.rstrip() for line in f if "ERROR" in line]
+    except OSError:
+        return []
+    return lines[-limit:]
 
 
 def split_scm_kickstart(url):
@@ -196,10 +238,11 @@ class NodeImageCreateTask(BaseBuildTask):
             dst.write(src.read())
         return name
 
-    def nodeimg_command(self, config, name, version, release, arch, ks_within, out_within, opts):
-        cmd = [config["nodeimg"], "build", "--backend", "lmc", "--name", name,
+    def nodeimg_command(self, config, name, version, release, arch, ks_within, out_within, opts,
+                        repo_args=()):
+        cmd = [config["nodeimg"], "build", "--backend", config["backend"], "--name", name,
                "--version", version, "--release", release, "--arch", arch,
-               "--policy", "node", "-o", out_within]
+               "--policy", "node", "-o", out_within] + list(repo_args)
         if opts.get("ksversion"):
             cmd += ["--ks-version", opts["ksversion"]]
         if opts.get("compression"):
@@ -223,13 +266,16 @@ class NodeImageCreateTask(BaseBuildTask):
                                           % " ".join(config["packages"]))
         tmpdir = broot.tmpdir()
         within = broot.tmpdir(within=True)
+        # kojid's own image tasks make it too: mock does not.
+        koji.ensuredir(tmpdir)
         ks_name = self.fetch_kickstart(ks, tmpdir, build_tag, bool(opts.get("scratch")))
         self.uploadFile(os.path.join(tmpdir, ks_name))
 
         out = os.path.join(tmpdir, self.OUTDIR)
         out_within = os.path.join(within, self.OUTDIR)
+        repo_args = repo_options(opts, repo_info, target_info, arch, self.options.topurl)
         cmd = self.nodeimg_command(config, name, version, release, arch,
-                                   os.path.join(within, ks_name), out_within, opts)
+                                   os.path.join(within, ks_name), out_within, opts, repo_args)
         streamer = LogStreamer(self.session, os.path.join(out, "logs", "nodeimg.log"),
                                self.getUploadDir(), "nodeimg.log", config["log_interval"],
                                self.logger)
@@ -248,8 +294,11 @@ class NodeImageCreateTask(BaseBuildTask):
                 self.uploadFile(os.path.join(logdir, log), remoteName=remote)
                 logs.append(remote)
         if rv:
-            raise koji.LiveMediaError("nodeimg build failed (%s): see nodeimg.log and root.log"
-                                      % koji.util.parseStatus(rv, "nodeimg"))
+            errors = error_lines(os.path.join(logdir, "nodeimg.log"))
+            raise koji.LiveMediaError(
+                "nodeimg build failed (%s)%s\nsee nodeimg.log, mock_output.log and root.log"
+                % (koji.util.parseStatus(rv, "nodeimg"),
+                   "".join("\n  " + line for line in errors)))
 
         with open(os.path.join(out, "build.json")) as f:
             record = json.load(f)

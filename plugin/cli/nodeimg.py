@@ -36,6 +36,9 @@ def handle_node_image_build(goptions, session, args):
     parser.add_option("--wait", action="store_true", help="wait for the task, even in the background")
     parser.add_option("--repo", action="append", default=[],
                       help="install from this repository URL instead of the build tag's (repeat)")
+    parser.add_option("--install-tree-url", metavar="URL",
+                      help="the installation source (kickstart `url`); default: the first "
+                           "--repo, else the build tag's repository")
     parser.add_option("--ksversion", help="the kickstart syntax (F40…F46, RHEL9, RHEL10)")
     parser.add_option("--compression", choices=COMPRESSIONS,
                       help="squashfs compression (%s)" % ", ".join(COMPRESSIONS))
@@ -54,7 +57,7 @@ def handle_node_image_build(goptions, session, args):
         parser.error("no such build target: %s" % target)
     arches = options.arches or ["x86_64"]
     opts = {}
-    for key in ("release", "ksversion", "compression"):
+    for key in ("release", "ksversion", "compression", "install_tree_url"):
         value = getattr(options, key)
         if value:
             opts[key] = value

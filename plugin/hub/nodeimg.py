@@ -30,6 +30,8 @@ koji.tasks.LEGACY_SIGNATURES["createNodeImage"] = [
 ]
 
 NAME = r"^[A-Za-z0-9][A-Za-z0-9._+-]*$"
+# A URL nodeimg puts into a kickstart line as one word (nodeimg checks it again).
+URL = r"^(https?|ftp|file)://[^\s\"'#\\]+$"
 # Version and release as rpm takes them: no '-', no white space.
 EVR = r"^[A-Za-z0-9._+~^]+$"
 
@@ -62,7 +64,8 @@ SCHEMA = {
                 "scratch": {"type": "boolean"},
                 "skip_tag": {"type": "boolean"},
                 "repo": {"type": "array",
-                         "items": {"type": "string", "pattern": r"^(https?|ftp|file)://\S+$"}},
+                         "items": {"type": "string", "pattern": URL, "maxLength": 2048}},
+                "install_tree_url": {"type": "string", "pattern": URL, "maxLength": 2048},
                 "ksversion": {"type": "string", "pattern": r"^(F4[0-6]|RHEL9|RHEL10)$"},
                 "compression": {"enum": ["xz", "zstd", "gzip", "lz4"]},
                 "optional_arches": {"type": "array",

@@ -9,7 +9,15 @@
 //!
 //! nodeimg re-executes itself (`nodeimg internal-sandbox …`, hidden from `--help`) to
 //! enter the namespace, mount, chroot and exec the program: no unsafe pre-exec code,
-//! no shell. Processes that outlive a chrooted program (a daemon started by a
+//! no shell.
+//!
+//! Inside a chroot (nodeimg in a mock buildroot, as koji's builders run it) `/` is not
+//! a mount point and cannot be made private, so mounts made in the new namespace would
+//! propagate to the host's when its `/` is shared (systemd makes it so). There the
+//! helper keeps running: it mounts, runs the program as its child (another
+//! `internal-sandbox` that only chroots and execs), and unmounts everything when the
+//! child ends, whatever it ended with; SIGINT, SIGTERM and SIGHUP reach the child (its
+//! process group) and the helper waits for it before it unmounts. Processes that outlive a chrooted program (a daemon started by a
 //! scriptlet) are found by their root directory and killed, as mock and anaconda do.
 
 use std::ffi::OsString;
@@ -143,6 +151,9 @@ pub struct SandboxArgs {
     pub bind: Vec<OsString>,
     #[arg(long)]
     pub chroot: bool,
+    /// Already in the namespace with everything mounted: only chroot and exec.
+    #[arg(long)]
+    pub in_namespace: bool,
     #[arg(long)]
     pub merge_output: bool,
     #[arg(last = true, required = true)]
@@ -152,17 +163,28 @@ pub struct SandboxArgs {
 /// In the re-executed nodeimg: enter a private mount namespace, mount, chroot, exec.
 /// Returns only on failure.
 pub fn enter(args: SandboxArgs) -> Result<std::convert::Infallible> {
+    if args.in_namespace {
+        return chroot_and_exec(&args);
+    }
+    // Before unshare: afterwards /proc/self/exe no longer resolves against a chroot's
+    // root (the executable's mount belongs to the old namespace).
+    let exe = std::env::current_exe().context("finding nodeimg's own executable")?;
     unshare(CloneFlags::CLONE_NEWNS).context("unshare(CLONE_NEWNS): a private mount namespace")?;
     // Nothing mounted below propagates back to the host.
-    mount(
+    let private = match mount(
         None::<&str>,
         "/",
         None::<&str>,
         MsFlags::MS_REC | MsFlags::MS_PRIVATE,
         None::<&str>,
-    )
-    .context("making / private in the new mount namespace")?;
-    let bind = |source: &Path, target: &Path| -> Result<()> {
+    ) {
+        Ok(()) => true,
+        // `/` is not a mount point: we are in a chroot (a mock buildroot).
+        Err(nix::errno::Errno::EINVAL) => false,
+        Err(err) => return Err(err).context("making / private in the new mount namespace"),
+    };
+    let mut mounted: Vec<PathBuf> = Vec::new();
+    let mut bind = |source: &Path, target: &Path| -> Result<()> {
         let meta = fs::symlink_metadata(target)
             .with_context(|| format!("mount point {}", target.display()))?;
         if meta.file_type().is_symlink() {
@@ -175,7 +197,9 @@ pub fn enter(args: SandboxArgs) -> Result<std::convert::Infallible> {
             MsFlags::MS_BIND | MsFlags::MS_REC,
             None::<&str>,
         )
-        .with_context(|| format!("binding {} to {}", source.display(), target.display()))
+        .with_context(|| format!("binding {} to {}", source.display(), target.display()))?;
+        mounted.push(target.to_owned());
+        Ok(())
     };
     if args.api {
         for dir in API_FILESYSTEMS {
@@ -187,8 +211,67 @@ pub fn enter(args: SandboxArgs) -> Result<std::convert::Infallible> {
         let (source, target) = text
             .split_once('=')
             .with_context(|| format!("--bind {text}: expected SOURCE=TARGET"))?;
-        bind(Path::new(source), Path::new(target))?;
+        let bound = bind(Path::new(source), Path::new(target));
+        if let Err(err) = bound {
+            unmount_all(&mounted);
+            return Err(err);
+        }
     }
+    if !private {
+        return run_then_unmount(&args, &exe, mounted);
+    }
+    chroot_and_exec(&args)
+}
+
+/// Undo `mounted` (innermost last in the list, so in reverse), lazily: a process that
+/// still holds one cannot keep the others.
+fn unmount_all(mounted: &[PathBuf]) {
+    for target in mounted.iter().rev() {
+        if let Err(err) = nix::mount::umount2(target, nix::mount::MntFlags::MNT_DETACH) {
+            eprintln!("nodeimg: unmounting {}: {err}", target.display());
+        }
+    }
+}
+
+/// The chroot fallback: the program runs as a child of this helper, which unmounts
+/// what it mounted when the child ends.
+fn run_then_unmount(
+    args: &SandboxArgs,
+    exe: &Path,
+    mounted: Vec<PathBuf>,
+) -> Result<std::convert::Infallible> {
+    // A signal for the build reaches the child through the process group; this
+    // helper only notes it and waits, so that it still unmounts.
+    let noted = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    for signal in [
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGHUP,
+    ] {
+        signal_hook::flag::register(signal, std::sync::Arc::clone(&noted))
+            .context("installing signal handlers")?;
+    }
+    let mut child = std::process::Command::new(exe);
+    child.arg(SUBCOMMAND).arg("--in-namespace").arg("--tree").arg(&args.tree);
+    if args.chroot {
+        child.arg("--chroot");
+    }
+    if args.merge_output {
+        child.arg("--merge-output");
+    }
+    child.arg("--").args(&args.command);
+    let status = child.status();
+    unmount_all(&mounted);
+    let status = status.with_context(|| format!("running {} {SUBCOMMAND}", exe.display()))?;
+    use std::os::unix::process::ExitStatusExt as _;
+    let code = status
+        .code()
+        .or_else(|| status.signal().map(|s| 128 + s))
+        .unwrap_or(1);
+    std::process::exit(code)
+}
+
+fn chroot_and_exec(args: &SandboxArgs) -> Result<std::convert::Infallible> {
     if args.chroot {
         nix::unistd::chroot(&args.tree)
             .with_context(|| format!("chroot {}", args.tree.display()))?;

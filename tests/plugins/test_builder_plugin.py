@@ -157,7 +157,10 @@ def test_the_child_runs_nodeimg_in_the_buildroot_and_returns_imgdata(builder, op
         ["--cwd", "/chroot_tmpdir", "--chroot", "--", "/usr/bin/nodeimg", "build",
          "--backend", "lmc", "--name", "ovirt-node-ng-image", "--version", "4.5.6",
          "--release", "1.el9", "--arch", "x86_64", "--policy", "node",
-         "-o", "/chroot_tmpdir/nodeimg-out", "--ks-version", "RHEL9",
+         "-o", "/chroot_tmpdir/nodeimg-out",
+         # installs from the build tag's repository (at topurl), not the kickstart's
+         "--replace-repos", "--url", "/mnt/koji/repos/node-build/55/x86_64",
+         "--ks-version", "RHEL9",
          "--compression", "zstd", "/chroot_tmpdir/node.ks"],
         ["--cwd", "/chroot_tmpdir", "--chroot", "--", "/usr/bin/nodeimg", "rpm", "spec",
          "--image",

@@ -12,6 +12,7 @@ port: http://127.0.0.1:PORT/kojihub and http://127.0.0.1:PORT/kojifiles.
 """
 
 import glob
+import re
 import os
 import shutil
 import signal
@@ -30,6 +31,9 @@ REPO = os.path.abspath(os.path.join(HERE, "..", ".."))
 VENV_PYTHON = os.path.join(REPO, ".venv", "bin", "python")
 KOJI_CLI = os.path.join(REPO, ".venv", "bin", "koji")
 ADMIN, ADMIN_PASSWORD = "kojiadmin", "admin-secret-1"
+HOST, HOST_PASSWORD = "builder1.test", "host-secret-3"
+# mock's unprivileged user and group, made inside kojid's mount namespace only.
+MOCK_UID = MOCK_GID = 9876
 USER, USER_PASSWORD = "releng", "releng-secret-2"
 
 
@@ -229,6 +233,97 @@ class RealKoji:
         os.chmod(path, 0o600)
         return path
 
+    # -- kojid and mock ------------------------------------------------------------
+
+    def start_kojid(self, builder_conf=""):
+        """kojid (builder/kojid of koji's source) with nodeimg's builder plugin, and mock
+        from its source. kojid runs /usr/bin/mock and writes /etc/mock/koji/: both are
+        given to it in a mount namespace of its own (overlays on /usr/bin and /etc), so
+        nothing on this machine changes."""
+        mocksrc = unpack(source("MOCK_SRC", "mock-*.tar.gz"), os.path.join(self.root, "src"),
+                         "py/mockbuild/constants.py")
+        constants = os.path.join(mocksrc, "py", "mockbuild", "constants.py")
+        with open(constants) as f:
+            text = f.read()
+        text = re.sub(r'(?m)^VERSION = .*$', 'VERSION = "6.7"', text)
+        text = re.sub(r'(?m)^SYSCONFDIR = .*$', 'SYSCONFDIR = "/etc"', text)
+        with open(constants, "w") as f:
+            f.write(text)
+
+        ns = os.path.join(self.root, "kojid-ns")
+        extra_bin = os.path.join(ns, "bin")
+        extra_etc = os.path.join(ns, "etc")
+        for d in (extra_bin, os.path.join(extra_etc, "mock", "koji"),
+                  os.path.join(extra_etc, "kojid", "plugins"), os.path.join(ns, "etc-upper"),
+                  os.path.join(ns, "etc-work"), os.path.join(self.root, "mock"),
+                  os.path.join(self.root, "mock-cache")):
+            os.makedirs(d, exist_ok=True)
+        mock = os.path.join(extra_bin, "mock")
+        with open(mock, "w") as f:
+            # mock expects consolehelper/sudo to have started it for a user of group mock.
+            f.write("#!/bin/sh\n# mock from its source (tests/realkoji/kojienv.py)\n"
+                    "exec env SUDO_UID=%d SUDO_GID=%d SUDO_USER=mockbuild %s %s \"$@\"\n"
+                    % (MOCK_UID, MOCK_GID, VENV_PYTHON, os.path.join(mocksrc, "py", "mock.py")))
+        os.chmod(mock, 0o755)
+        shutil.copy(os.path.join(mocksrc, "etc", "mock", "logging.ini"),
+                    os.path.join(extra_etc, "mock", "logging.ini"))
+        with open(os.path.join(mocksrc, "docs", "site-defaults.cfg")) as f:
+            defaults = f.read()
+        with open(os.path.join(extra_etc, "mock", "site-defaults.cfg"), "w") as f:
+            f.write(defaults + "\nconfig_opts['cache_topdir'] = %r\n"
+                    % os.path.join(self.root, "mock-cache"))
+        with open(os.path.join(extra_etc, "kojid", "plugins", "nodeimg.conf"), "w") as f:
+            f.write("[nodeimg]\n" + builder_conf)
+        # kojid imports multilib (`from multilib import multilib`), which only dist-repo
+        # uses: an empty package is enough.
+        os.makedirs(os.path.join(self.root, "stubs", "multilib"), exist_ok=True)
+        for name in ("__init__.py", "multilib.py"):
+            open(os.path.join(self.root, "stubs", "multilib", name), "w").close()
+
+        self.admin.addHost(HOST, ["x86_64"])
+        self.sql("UPDATE users SET password = '%s' WHERE name = '%s'" % (HOST_PASSWORD, HOST))
+        for channel in ("createrepo", "image"):
+            self.admin.addHostToChannel(HOST, channel, create=True)
+        conf = os.path.join(self.root, "kojid.conf")
+        workdir = os.path.join(self.root, "kojid-work")
+        with open(conf, "w") as f:
+            f.write("[kojid]\nserver = %s\ntopurl = %s\ntopdir = %s\nworkdir = %s\n"
+                    "mockdir = %s\nmockuser = root\npluginpath = %s\nplugins = nodeimg\n"
+                    "sleeptime = 1\nmaxjobs = 4\nminspace = 1\nuser = %s\npassword = %s\n"
+                    "log_level = DEBUG\nbuildroot_basic_cleanup_delay = 0\n"
+                    % (self.hub_url, self.topurl, self.topdir, workdir,
+                       os.path.join(self.root, "mock"), os.path.join(REPO, "plugin", "builder"),
+                       HOST, HOST_PASSWORD))
+        log = os.path.join(self.logs, "kojid.log")
+        env = dict(os.environ, PYTHONPATH="%s:%s" % (self.kojisrc,
+                                                     os.path.join(self.root, "stubs")))
+        self.procs["kojid"] = subprocess.Popen(
+            ["unshare", "--mount", "--propagation", "private", "--",
+             VENV_PYTHON, os.path.abspath(__file__), "kojid-ns", extra_bin, extra_etc, ns,
+             "/usr/bin/python3", os.path.join(self.kojisrc, "builder", "kojid"),
+             "-c", conf, "--fg", "--force-lock", "--debug", "--verbose"],
+            env=env, stdout=open(log, "a"), stderr=subprocess.STDOUT, start_new_session=True)
+        self.kojid_log = log
+
+        def checked_in():
+            host = self.admin.getHost(HOST)
+            return host and self.admin.getLastHostUpdate(host["id"]) is not None
+        wait_for("kojid", checked_in, proc=self.procs["kojid"], log=log)
+
+    def wait_task(self, task_id, timeout=900):
+        """Wait for a task and its children to end; its info."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            info = self.admin.getTaskInfo(task_id)
+            if info["state"] in (koji.TASK_STATES["CLOSED"], koji.TASK_STATES["FAILED"],
+                                 koji.TASK_STATES["CANCELED"]):
+                return info
+            if "kojid" in self.procs and self.procs["kojid"].poll() is not None:
+                raise RuntimeError("kojid died%s" % tail(self.kojid_log))
+            time.sleep(1)
+        raise RuntimeError("task %s did not end in %s s%s" % (task_id, timeout,
+                                                              tail(self.kojid_log)))
+
     # -- processes ---------------------------------------------------------------
 
     def stop(self, name):
@@ -290,7 +385,24 @@ def serve():
         env.close()
 
 
+def kojid_namespace(extra_bin, extra_etc, ns, *command):
+    """Inside `unshare --mount`: /usr/bin with mock added, /etc with /etc/mock and
+    /etc/kojid added (writes go to an upper layer of our own), mock's group and user;
+    then kojid. Runs only in the namespace kojienv made for it."""
+    def mount(*args):
+        subprocess.run(["mount"] + list(args), check=True)
+    mount("-t", "overlay", "overlay", "-o", "lowerdir=%s:/usr/bin" % extra_bin, "/usr/bin")
+    mount("-t", "overlay", "overlay", "-o", "lowerdir=%s:/etc,upperdir=%s,workdir=%s"
+          % (extra_etc, os.path.join(ns, "etc-upper"), os.path.join(ns, "etc-work")), "/etc")
+    subprocess.run(["groupadd", "-g", str(MOCK_GID), "mock"], check=True)
+    subprocess.run(["useradd", "-u", str(MOCK_UID), "-g", "mock", "-M", "-d", "/nonexistent",
+                    "mockbuild"], check=True)
+    os.execv(command[0], list(command))
+
+
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["kojid-ns"]:
+        kojid_namespace(*sys.argv[2:])
     if sys.argv[1:] != ["serve"]:
         sys.exit("usage: kojienv.py serve")
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))

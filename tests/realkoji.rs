@@ -4,10 +4,11 @@
 
 mod common;
 
+use std::ffi::OsString;
 use std::fs;
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -25,11 +26,30 @@ struct RealKoji {
 
 impl RealKoji {
     fn start() -> RealKoji {
+        Self::start_with(&[])
+    }
+
+    /// With kojid and mock too, and the Node build tag made of the synthetic buildroot
+    /// and `rpms` (the image's packages); the builder plugin runs nodeimg's dnf backend
+    /// (livemedia-creator needs anaconda).
+    fn start_with_kojid(rpms: &[PathBuf]) -> RealKoji {
+        let mut args: Vec<OsString> = vec![
+            "--kojid".into(),
+            "backend = dnf\\n".into(),
+            "--nodeimg".into(),
+            env!("CARGO_BIN_EXE_nodeimg").into(),
+        ];
+        args.extend(rpms.iter().map(|p| p.as_os_str().to_owned()));
+        Self::start_with(&args)
+    }
+
+    fn start_with(args: &[OsString]) -> RealKoji {
         require_root(); // PostgreSQL runs as its own user; koji's topdir is root's
         let top = Path::new(env!("CARGO_MANIFEST_DIR"));
         let mut child = Command::new(top.join(".venv/bin/python"))
             .arg(top.join("tests/realkoji/kojienv.py"))
             .arg("serve")
+            .args(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
@@ -436,4 +456,310 @@ fn koji_node_image_build_creates_its_task_on_a_real_hub() {
         );
     }
     assert_eq!(koji.task_count(), before);
+}
+
+/// A Node kickstart for the test distribution (tests/common/repo.rs) whose sources are
+/// out of reach, as the internet is from a build farm's builders.
+fn offline_node_kickstart(dir: &Path, name: &str, rootpw: &str) -> PathBuf {
+    let ks = dir.join(name);
+    fs::write(
+        &ks,
+        format!(
+            "#version=RHEL9\n\
+             url --url=http://127.0.0.1:9/unreachable/os\n\
+             repo --name=ovirt --baseurl=http://127.0.0.1:9/unreachable/ovirt\n\
+             lang en_US.UTF-8\nkeyboard us\ntimezone UTC --utc\nselinux --permissive\n\
+             {rootpw}\nuser --name=node --lock\nbootloader --location=none\nzerombr\n\
+             clearpart --all --initlabel\npart / --size=48 --fstype=ext4 --fsoptions=discard\n\
+             poweroff\n\
+             %packages --nocore\nfilesystem\nsetup\nbusybox\nnode-base\ntzdata\n\
+             ovirt-node-ng-image-update-placeholder\n-ovirt-node-ng-image-update\n%end\n\
+             %post --erroronfail\necho \"node post ran\" > /etc/node-post\n%end\n"
+        ),
+    )
+    .unwrap();
+    ks
+}
+
+fn sha256_of(path: &Path) -> String {
+    use sha2::Digest as _;
+    let mut hasher = sha2::Sha256::new();
+    std::io::copy(&mut fs::File::open(path).unwrap(), &mut hasher).unwrap();
+    hex::encode(hasher.finalize())
+}
+
+fn succeeded(out: &Output) -> String {
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{text}");
+    text
+}
+
+/// The whole road on a real koji: `koji node-image-build` → kojid → mock buildroot →
+/// nodeimg installing from the build tag's repository → a COMPLETE, tagged build; a
+/// scratch build; a kickstart the Node check refuses; `nodeimg koji import` of a build
+/// made on this host from koji's repository; kojid's createrepo of the destination
+/// tag; real dnf upgrading a deployed Node's placeholder from it.
+#[test]
+fn koji_builds_node_images_with_kojid_and_mock_and_serves_the_update() {
+    let scratch = tempfile::tempdir().unwrap();
+    let s = scratch.path();
+    let mut rpms: Vec<PathBuf> = fs::read_dir(&common::repo::repos().main)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "rpm"))
+        .collect();
+    rpms.sort();
+    let koji = RealKoji::start_with_kojid(&rpms);
+    let topurl = koji.field("topurl").to_owned();
+    let root = koji.field("root").to_owned();
+    let ks = offline_node_kickstart(s, "node.ks", "rootpw --lock");
+    let ks = ks.to_str().unwrap();
+
+    // 1. A build, waited for, with the upload progress bar (no --noprogress).
+    let nvr = "ovirt-node-ng-image-4.5.6-1.el9";
+    let out = koji.cli(&[
+        "node-image-build",
+        "--wait",
+        "--release",
+        "1.el9",
+        "ovirt-node-ng-image",
+        "4.5.6",
+        "node-target",
+        ks,
+    ]);
+    let text = succeeded(&out);
+    assert!(text.contains("completed successfully"), "{text}");
+    let build = koji.admin("getBuild", &[nvr]);
+    assert_eq!(build["state"], 1, "COMPLETE: {build}");
+    let id = build["id"].to_string();
+    let images = koji.admin("listArchives", &[&id, "--kwarg", "type=image"]);
+    let images = images.as_array().unwrap();
+    assert_eq!(images.len(), 1, "{images:?}");
+    let image = &images[0];
+    assert_eq!(image["filename"], format!("{nvr}.x86_64.liveimg.squashfs"));
+    assert_eq!(image["arch"], "x86_64");
+    assert_eq!(image["type_name"], "liveimg-squashfs");
+    assert_eq!(image["checksum_type"], 2, "sha256");
+    let stored = Path::new(koji.field("topdir"))
+        .join("packages/ovirt-node-ng-image/4.5.6/1.el9/images")
+        .join(format!("{nvr}.x86_64.liveimg.squashfs"));
+    assert_eq!(image["checksum"], sha256_of(&stored));
+    // The image's packages came from koji: they are its components.
+    let components = koji.admin(
+        "listRPMs",
+        &["--kwarg", &format!("imageID={}", image["id"])],
+    );
+    let mut names: Vec<&str> = components
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "busybox",
+            "filesystem",
+            "node-base",
+            "ovirt-node-ng-image-update-placeholder",
+            "setup",
+            "tzdata"
+        ]
+    );
+    // The update RPM and its source package.
+    let built = koji.admin("listRPMs", &[&id]);
+    let mut arches: Vec<(&str, &str)> = built
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["name"].as_str().unwrap(), r["arch"].as_str().unwrap()))
+        .collect();
+    arches.sort();
+    assert_eq!(
+        arches,
+        [
+            ("ovirt-node-ng-image-update", "noarch"),
+            ("ovirt-node-ng-image-update", "src")
+        ]
+    );
+    // The child task's output: nodeimg's logs and the kickstart as it was rewritten to
+    // install from the build tag's repository.
+    let children = koji.admin("getTaskChildren", &[&build["task_id"].to_string()]);
+    let child = children
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["method"] == "createNodeImage")
+        .unwrap()["id"]
+        .to_string();
+    let output = koji.admin("listTaskOutput", &[&child]);
+    let output: Vec<&str> = output
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    for name in [
+        "nodeimg.log",
+        "ovirt-node-ng-image.ks.log",
+        "build.json.log",
+        "root.log",
+    ] {
+        assert!(output.contains(&name), "{name} in {output:?}");
+    }
+    let task_dir = Path::new(koji.field("topdir")).join(format!(
+        "work/tasks/{}/{child}",
+        child.parse::<u64>().unwrap() % 10000
+    ));
+    let rewritten = fs::read_to_string(task_dir.join("ovirt-node-ng-image.ks.log")).unwrap();
+    assert!(
+        rewritten.contains("# nodeimg: replaced by --replace-repos: repo --name=ovirt")
+            && rewritten.contains("# nodeimg: replaced by --url: url --url=http://127.0.0.1:9/")
+            && rewritten.contains(&format!("url --url={topurl}/repos/node-build/")),
+        "{rewritten}"
+    );
+    let tagged = koji.admin("listTagged", &["node-candidate"]);
+    assert!(
+        tagged.as_array().unwrap().iter().any(|b| b["nvr"] == nvr),
+        "{tagged}"
+    );
+    // The buildroot's mounts (mock's, nodeimg's) are all gone.
+    let mounts = fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(!mounts.contains(&root), "{mounts}");
+
+    // 2. A scratch build: the image is made and kept with the task, no build exists.
+    let out = koji.cli(&[
+        "node-image-build",
+        "--wait",
+        "--noprogress",
+        "--scratch",
+        "--release",
+        "2.el9",
+        "ovirt-node-ng-image",
+        "4.5.6",
+        "node-target",
+        ks,
+    ]);
+    succeeded(&out);
+    assert!(
+        koji.admin("getBuild", &["ovirt-node-ng-image-4.5.6-2.el9"])
+            .is_null()
+    );
+
+    // 3. A kickstart the Node check refuses: the build FAILS with nodeimg's own error
+    //    lines in the task's result, and the reserved build is FAILED.
+    let bad = offline_node_kickstart(s, "bad.ks", "rootpw --plaintext secret");
+    let out = koji.cli(&[
+        "node-image-build",
+        "--wait",
+        "--noprogress",
+        "--release",
+        "3.el9",
+        "ovirt-node-ng-image",
+        "4.5.6",
+        "node-target",
+        bad.to_str().unwrap(),
+    ]);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!out.status.success(), "{text}");
+    assert!(
+        text.contains("nodeimg build failed") && text.contains("ERROR") && text.contains("rootpw"),
+        "{text}"
+    );
+    assert_eq!(
+        koji.admin("getBuild", &["ovirt-node-ng-image-4.5.6-3.el9"])["state"],
+        3,
+        "FAILED"
+    );
+
+    // 4. A build made on this host from koji's repository, imported with nodeimg's
+    //    defaults: COMPLETE, tagged by kojid, its components known to koji.
+    let repo = koji.admin("getRepo", &["node-build"]);
+    let url = format!("{topurl}/repos/node-build/{}/x86_64", repo["id"]);
+    let out_dir = s.join("out");
+    let built = nodeimg()
+        .env("SOURCE_DATE_EPOCH", "1764115200")
+        .args([
+            "build",
+            "--backend",
+            "dnf",
+            "--replace-repos",
+            "--url",
+            &url,
+        ])
+        .args(["--version", "4.5.6", "--release", "2.el9", "--dnf-cache"])
+        .arg(s.join("dnf-cache"))
+        .arg("-o")
+        .arg(&out_dir)
+        .arg(ks)
+        .output()
+        .unwrap();
+    succeeded(&built);
+    let imported = json_out(&import(&koji, &out_dir, &["--tag", "node-candidate"]));
+    let update_nvr = "ovirt-node-ng-image-update-4.5.6-2.el9";
+    assert_eq!(imported["nvr"], update_nvr);
+    assert_eq!(koji.admin("getBuild", &[update_nvr])["state"], 1);
+    let cg_image = &koji.admin(
+        "listArchives",
+        &[&imported["build_id"].to_string(), "--kwarg", "type=image"],
+    )[0];
+    let cg_components = koji.admin(
+        "listRPMs",
+        &["--kwarg", &format!("imageID={}", cg_image["id"])],
+    );
+    assert_eq!(
+        cg_components.as_array().unwrap().len(),
+        6,
+        "{cg_components}"
+    );
+    let task = imported["tag_task"].to_string();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while koji.admin("getTaskInfo", &[&task])["state"] != 2 {
+        assert!(Instant::now() < deadline, "tagBuild {task} did not close");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+
+    // 5. kojid's createrepo of the destination tag serves the update RPM, and real dnf
+    //    upgrades a deployed Node's placeholder from it.
+    let mut koji = koji;
+    koji.control("regen-repo node-candidate");
+    let candidate = format!("{topurl}/repos/node-candidate/latest/x86_64");
+    let top = s.join("rpmbuild");
+    let older = common::node::build_rpm(
+        &top,
+        "ovirt-node-ng-image-update-placeholder",
+        None,
+        "4.5.5",
+        "1.el9",
+    );
+    let imgbased = common::node::build_rpm_with(&top, "imgbased", None, "1.2.30", "1", "");
+    let shell =
+        common::node::build_rpm_with(&top, "shell-stub", None, "1", "1", "Provides: /bin/sh");
+    let node_root = s.join("node-root");
+    let cache = s.join("node-cache");
+    let local: Vec<String> = [&older, &imgbased, &shell]
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect();
+    let mut install = vec!["install"];
+    install.extend(local.iter().map(String::as_str));
+    succeeded(&common::node::dnf(&node_root, &cache, &[], &install));
+    succeeded(&common::node::dnf(
+        &node_root,
+        &cache,
+        &[&candidate],
+        &["upgrade"],
+    ));
+    let now = common::node::installed(&node_root);
+    assert!(now.contains(&update_nvr.to_owned()), "{now:?}");
+    assert!(!now.iter().any(|p| p.contains("placeholder")), "{now:?}");
 }

@@ -8,7 +8,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use common::node::{build_rpm_with, node_tree, nodeimg, pack, placeholder_rpm};
+use common::node::{build_rpm_with, dnf, installed, node_tree, nodeimg, pack, placeholder_rpm};
 use common::run;
 
 const EPOCH: &str = "1764028800";
@@ -429,38 +429,6 @@ fn repo(dir: &Path, rpms: &[&Path]) -> String {
     }
     run(Command::new("createrepo_c").arg("-q").arg(dir));
     format!("file://{}", dir.display())
-}
-
-/// dnf against `root` with only the given repositories, scriptlets off.
-fn dnf(root: &Path, cache: &Path, repos: &[&str], args: &[&str]) -> Output {
-    let mut cmd = Command::new("dnf");
-    cmd.args([
-        "-y",
-        "--releasever=9",
-        "--nogpgcheck",
-        "--setopt=reposdir=/nonexistent",
-    ])
-    .args([
-        "--setopt=tsflags=noscripts",
-        "--setopt=install_weak_deps=False",
-    ])
-    .arg(format!("--installroot={}", root.display()))
-    .arg(format!("--setopt=cachedir={}", cache.display()));
-    for (i, url) in repos.iter().enumerate() {
-        cmd.arg(format!("--repofrompath=r{i},{url}"));
-    }
-    cmd.args(args).output().unwrap()
-}
-
-fn installed(root: &Path) -> Vec<String> {
-    let out = stdout(Command::new("rpm").arg("--root").arg(root).args([
-        "-qa",
-        "--qf",
-        "%{NAME}-%{VERSION}-%{RELEASE}\n",
-    ]));
-    let mut names: Vec<String> = out.lines().map(str::to_owned).collect();
-    names.sort();
-    names
 }
 
 #[test]

@@ -252,7 +252,11 @@ fn run_then_unmount(
             .context("installing signal handlers")?;
     }
     let mut child = std::process::Command::new(exe);
-    child.arg(SUBCOMMAND).arg("--in-namespace").arg("--tree").arg(&args.tree);
+    child
+        .arg(SUBCOMMAND)
+        .arg("--in-namespace")
+        .arg("--tree")
+        .arg(&args.tree);
     if args.chroot {
         child.arg("--chroot");
     }

@@ -5,7 +5,7 @@
 use std::fs;
 use std::os::unix::fs::{PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Output};
 
 use super::run;
 
@@ -180,4 +180,39 @@ pub fn outdir(scratch: &Path) -> PathBuf {
         .arg("-o")
         .arg(&out));
     out
+}
+
+/// dnf against `root` with only the given repositories, scriptlets off.
+pub fn dnf(root: &Path, cache: &Path, repos: &[&str], args: &[&str]) -> Output {
+    let mut cmd = Command::new("dnf");
+    cmd.args([
+        "-y",
+        "--releasever=9",
+        "--nogpgcheck",
+        "--setopt=reposdir=/nonexistent",
+    ])
+    .args([
+        "--setopt=tsflags=noscripts",
+        "--setopt=install_weak_deps=False",
+    ])
+    .arg(format!("--installroot={}", root.display()))
+    .arg(format!("--setopt=cachedir={}", cache.display()));
+    for (i, url) in repos.iter().enumerate() {
+        cmd.arg(format!("--repofrompath=r{i},{url}"));
+    }
+    cmd.args(args).output().unwrap()
+}
+
+pub fn installed(root: &Path) -> Vec<String> {
+    let out = run(Command::new("rpm").arg("--root").arg(root).args([
+        "-qa",
+        "--qf",
+        "%{NAME}-%{VERSION}-%{RELEASE}\n",
+    ]));
+    let mut names: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    names.sort();
+    names
 }

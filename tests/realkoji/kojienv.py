@@ -310,6 +310,46 @@ class RealKoji:
             return host and self.admin.getLastHostUpdate(host["id"]) is not None
         wait_for("kojid", checked_in, proc=self.procs["kojid"], log=log)
 
+    def setup_node_tag(self, nodeimg_binary, rpms):
+        """The koji a Node build needs: a build tag `node-build` (x86_64, mock options for
+        a dnf4 host without bootstrap) whose `livemedia-build` group is the synthetic
+        buildroot (buildroot.py, with nodeimg_binary packaged as nodeimg), holding those
+        packages and `rpms` (the image's packages); a destination tag `node-candidate`;
+        the target `node-target`; `releng` may build images; the build tag's repository
+        made by kojid's createrepo task."""
+        import buildroot
+        a = self.admin
+        a.createTag("node-build", arches="x86_64", extra={
+            "mock.use_bootstrap": False, "mock.package_manager": "dnf4",
+            "mock.releasever": "9"})
+        a.createTag("node-candidate", arches="x86_64")
+        a.createBuildTarget("node-target", "node-build", "node-candidate")
+        a.grantPermission(USER, "image", create=True)
+        work = os.path.join(self.root, "buildroot")
+        os.makedirs(work)
+        binary = os.path.join(work, "nodeimg")
+        subprocess.run(["strip", "-o", binary, nodeimg_binary], check=True)
+        built = buildroot.make(work, binary, "0.1.0")
+        self.cli("import", "--create-build", *(built + list(rpms)), user=ADMIN,
+                 password=ADMIN_PASSWORD)
+        for build in a.listBuilds():
+            a.packageListAdd("node-build", build["package_name"], ADMIN)
+            a.tagBuildBypass("node-build", build["build_id"])
+        a.groupListAdd("node-build", "livemedia-build")
+        for name in ("br-filesystem", "br-host"):
+            a.groupPackageListAdd("node-build", "livemedia-build", name)
+        for name in ("ovirt-node-ng-image", "ovirt-node-ng-image-update"):
+            a.packageListAdd("node-candidate", name, USER)
+        self.regen_repo("node-build")
+
+    def regen_repo(self, tag):
+        """A new repository of `tag`, made by kojid's createrepo task; its info."""
+        info = self.wait_task(self.admin.newRepo(tag))
+        if info["state"] != koji.TASK_STATES["CLOSED"]:
+            raise RuntimeError("newRepo %s: %s" % (tag, self.admin.getTaskResult(info["id"],
+                                                                                  raise_fault=False)))
+        return self.admin.getRepo(tag)
+
     def wait_task(self, task_id, timeout=900):
         """Wait for a task and its children to end; its info."""
         deadline = time.monotonic() + timeout
@@ -351,16 +391,24 @@ def fetch(url):
         return r.read()
 
 
-def serve():
-    """`kojienv.py serve`: start the database and the hub, print what a test needs as
-    one JSON line, then take commands on stdin, one a line, answering `ok` or
-    `error: ...`: `stop-hub`, `start-hub`. At end of input everything stops and goes."""
+def serve(args):
+    """`kojienv.py serve [--kojid BUILDER-CONF --nodeimg BINARY RPM...]`: start the
+    database and the hub (with --kojid also kojid and mock, and the Node build tag made
+    of the buildroot packages and RPM...), print what a test needs as one JSON line,
+    then take commands on stdin, one a line, answering `ok` or `error: ...`:
+    `stop-hub`, `start-hub`, `regen-repo TAG`. At end of input everything stops and
+    goes."""
     import json
     env = RealKoji()
     try:
         env.start_db()
         env.start_hub()
         env.admin.grantCGAccess(USER, "nodeimg", create=True)
+        if args[:1] == ["--kojid"]:
+            if len(args) < 4 or args[2] != "--nodeimg":
+                raise SystemExit("usage: kojienv.py serve --kojid CONF --nodeimg BINARY RPM...")
+            env.start_kojid(args[1].replace("\\n", "\n"))
+            env.setup_node_tag(args[3], args[4:])
         print(json.dumps({
             "hub": env.hub_url, "topurl": env.topurl, "topdir": env.topdir,
             "root": env.root, "admin": ADMIN, "admin_password_file":
@@ -376,6 +424,8 @@ def serve():
                     env.stop_hubserver()
                 elif command == "start-hub":
                     env.start_hubserver()
+                elif command.startswith("regen-repo "):
+                    env.regen_repo(command.split(None, 1)[1])
                 else:
                     raise ValueError("unknown command %r" % command)
                 print("ok", flush=True)
@@ -403,7 +453,7 @@ def kojid_namespace(extra_bin, extra_etc, ns, *command):
 if __name__ == "__main__":
     if sys.argv[1:2] == ["kojid-ns"]:
         kojid_namespace(*sys.argv[2:])
-    if sys.argv[1:] != ["serve"]:
-        sys.exit("usage: kojienv.py serve")
+    if sys.argv[1:2] != ["serve"]:
+        sys.exit("usage: kojienv.py serve [--kojid CONF --nodeimg BINARY RPM...]")
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    serve()
+    serve(sys.argv[2:])

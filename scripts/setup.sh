@@ -32,16 +32,24 @@ as_root() {
 # partitioning tools, static busybox (the /bin/sh of the dnf tests' chroot), OpenSSL and
 # pkg-config for the Rust TLS stack, the openssl tool (the koji tests make certificates
 # with it), and what the Python packages build against (krb5-config for gssapi, which
-# koji pulls in).
+# koji pulls in). The real-koji tests (tests/realkoji/) run kojihub on PostgreSQL, and
+# kojid and mock from their sources on the system's python3 with the modules they
+# import (dnf, librepo, Cheetah, psycopg2, jinja2, pyroute2, backoff, distro, …).
 debian_packages=(
     rpm rpm2cpio cpio python3-rpm dnf systemd policycoreutils busybox-static createrepo-c
     squashfs-tools e2fsprogs fdisk gdisk mount gpg qemu-utils openssl libssl-dev pkg-config
     libkrb5-dev gcc python3-venv python3-dev
+    postgresql util-linux passwd python3-dnf python3-librepo python3-cheetah
+    python3-defusedxml python3-six python3-dateutil python3-requests python3-psycopg2
+    python3-jinja2 python3-pyroute2 python3-backoff python3-distro
 )
 fedora_packages=(
     rpm rpm-build rpm-sign cpio python3-rpm dnf systemd policycoreutils busybox createrepo_c
     squashfs-tools e2fsprogs util-linux gdisk gnupg2 qemu-img openssl openssl-devel
     pkgconf-pkg-config krb5-devel gcc python3 python3-devel
+    postgresql-server shadow-utils python3-dnf python3-librepo python3-cheetah
+    python3-defusedxml python3-six python3-dateutil python3-requests python3-psycopg2
+    python3-jinja2 python3-pyroute2 python3-backoff python3-distro
 )
 
 install_system_packages() {

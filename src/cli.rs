@@ -210,6 +210,11 @@ pub struct BuildArgs {
     #[arg(long, value_name = "URL", value_parser = parse_url)]
     pub url: Option<String>,
 
+    /// Let %post's dnf install from the --url and --repo repositories too: they are in
+    /// the tree's /etc/yum.repos.d while %post runs, and gone from the image.
+    #[arg(long)]
+    pub post_repos: bool,
+
     /// Output format of the summary (on stdout).
     #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
     pub format: ReportFormat,
@@ -723,6 +728,7 @@ fn build_cmd(args: BuildArgs) -> Result<ExitCode> {
             repos: args.repos,
             replace_repos: args.replace_repos,
             url: args.url,
+            post_repos: args.post_repos,
         },
     };
     crate::package::writer::validate_name(&options.name)?;

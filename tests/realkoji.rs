@@ -474,7 +474,16 @@ fn offline_node_kickstart(dir: &Path, name: &str, rootpw: &str) -> PathBuf {
              poweroff\n\
              %packages --nocore\nfilesystem\nsetup\nbusybox\nnode-base\ntzdata\n\
              ovirt-node-ng-image-update-placeholder\n-ovirt-node-ng-image-update\n%end\n\
-             %post --erroronfail\necho \"node post ran\" > /etc/node-post\n%end\n"
+             %post --erroronfail\necho \"node post ran\" > /etc/node-post\n%end\n\
+             %post --nochroot --erroronfail\n\
+             # As the Node's %post installs its release package: from the build's\n\
+             # repositories only (--post-repos). The buildroot's dnf is Debian's here:\n\
+             # tell its rpm where an EL9 tree keeps the rpmdb.\n\
+             export HOME=/tmp/post-home\nmkdir -p $HOME\n\
+             echo '%_dbpath /var/lib/rpm' > $HOME/.rpmmacros\n\
+             dnf -y --installroot=\"$ANA_INSTALL_PATH\" --releasever=9 \
+             --setopt=tsflags=noscripts --setopt=install_weak_deps=False install extra-a\n\
+             %end\n"
         ),
     )
     .unwrap();
@@ -560,10 +569,12 @@ fn koji_builds_node_images_with_kojid_and_mock_and_serves_the_update() {
         .map(|c| c["name"].as_str().unwrap())
         .collect();
     names.sort();
+    // extra-a is what %post's dnf installed from the build tag's repository.
     assert_eq!(
         names,
         [
             "busybox",
+            "extra-a",
             "filesystem",
             "node-base",
             "ovirt-node-ng-image-update-placeholder",
@@ -571,6 +582,21 @@ fn koji_builds_node_images_with_kojid_and_mock_and_serves_the_update() {
             "tzdata"
         ]
     );
+    // The repositories %post saw are not in the image.
+    let unpacked = s.join("unpacked");
+    common::run(
+        Command::new("unsquashfs")
+            .args(["-q", "-no-progress", "-d"])
+            .arg(&unpacked)
+            .arg(&stored),
+    );
+    let listing = common::run(
+        Command::new("debugfs")
+            .args(["-R", "ls -p /etc/yum.repos.d"])
+            .arg(unpacked.join("LiveOS/rootfs.img")),
+    );
+    let listing = String::from_utf8_lossy(&listing.stdout);
+    assert!(!listing.contains("nodeimg-build.repo"), "{listing}");
     // The update RPM and its source package.
     let built = koji.admin("listRPMs", &[&id]);
     let mut arches: Vec<(&str, &str)> = built
@@ -693,6 +719,7 @@ fn koji_builds_node_images_with_kojid_and_mock_and_serves_the_update() {
             "--backend",
             "dnf",
             "--replace-repos",
+            "--post-repos",
             "--url",
             &url,
         ])
@@ -718,7 +745,7 @@ fn koji_builds_node_images_with_kojid_and_mock_and_serves_the_update() {
     );
     assert_eq!(
         cg_components.as_array().unwrap().len(),
-        6,
+        7,
         "{cg_components}"
     );
     let task = imported["tag_task"].to_string();

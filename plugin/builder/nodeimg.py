@@ -65,7 +65,8 @@ def repo_options(opts, repo_info, target_info, arch, topurl):
     way to the task's --repo URLs or else to the build tag's repository for this arch
     (at topurl). The installation source (`url`) is the task's install_tree_url, else
     the first of those repositories: a build farm's builders reach koji, not the
-    internet, so nothing of the kickstart's own sources is left to reach."""
+    internet, so nothing of the kickstart's own sources is left to reach. `%post`'s dnf
+    sees the same repositories while `%post` runs (--post-repos)."""
     user_repos = list(dict.fromkeys(opts.get("repo") or []))
     if user_repos:
         urls = [(("koji-override-%d" % i), url) for i, url in enumerate(user_repos)]
@@ -74,7 +75,7 @@ def repo_options(opts, repo_info, target_info, arch, topurl):
         tag_name = target_info["build_tag_name"]
         url = "%s/%s" % (path_info.repo(repo_info["id"], tag_name), arch)
         urls = [("koji-%s-%d" % (tag_name, repo_info["id"]), url)]
-    args = ["--replace-repos"]
+    args = ["--replace-repos", "--post-repos"]
     install_tree = opts.get("install_tree_url")
     if not install_tree:
         install_tree = urls.pop(0)[1]

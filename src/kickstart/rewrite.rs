@@ -10,6 +10,13 @@
 //! and the new lines go where the first replaced line was (or before the first
 //! section). Only top-level commands are touched, never a `%post` line that happens
 //! to start with `repo`.
+//!
+//! With `--post-repos` the same repositories are also what `%post`'s dnf sees: a
+//! `%post --nochroot` added before the first `%post` writes them to the tree's
+//! /etc/yum.repos.d/nodeimg-build.repo, and one added at the end removes the file, so
+//! a `%post` that installs packages (the Node's installs its release package and the
+//! placeholder) needs no other source, and the image keeps nothing of it. Anaconda and
+//! nodeimg's dnf backend run `%post` sections in kickstart order, both kinds alike.
 
 use std::path::Path;
 
@@ -80,12 +87,58 @@ pub struct Rewrite {
     pub repos: Vec<RepoOverride>,
     pub replace_repos: bool,
     pub url: Option<String>,
+    /// Make `url` and `repos` visible to `%post`'s dnf while `%post` runs.
+    pub post_repos: bool,
 }
 
 impl Rewrite {
     pub fn is_empty(&self) -> bool {
-        self.repos.is_empty() && !self.replace_repos && self.url.is_none()
+        self.repos.is_empty() && !self.replace_repos && self.url.is_none() && !self.post_repos
     }
+
+    /// The repositories `%post` sees: the installation source first.
+    fn post_repositories(&self) -> Vec<RepoOverride> {
+        let mut all: Vec<RepoOverride> = self
+            .url
+            .iter()
+            .map(|url| RepoOverride {
+                name: "nodeimg-install-source".to_owned(),
+                url: url.clone(),
+            })
+            .collect();
+        all.extend(self.repos.iter().cloned());
+        all
+    }
+}
+
+/// Where the repositories for `%post` are written in the tree.
+pub const POST_REPO_FILE: &str = "etc/yum.repos.d/nodeimg-build.repo";
+
+/// The `%post --nochroot` sections that add the repositories before the kickstart's
+/// `%post` and take them away after it. Names and URLs were checked (no white space,
+/// quotes or `#`), and the here-document's delimiter is quoted: nothing expands.
+fn post_repo_sections(repos: &[RepoOverride]) -> (String, String) {
+    let mut ini = String::new();
+    for r in repos {
+        ini.push_str(&format!(
+            "[{name}]\nname={name} (nodeimg build repository)\nbaseurl={url}\ngpgcheck=0\nenabled=1\n",
+            name = r.name,
+            url = r.url
+        ));
+    }
+    let root = "\"${ANA_INSTALL_PATH:-/mnt/sysroot}\"";
+    let add = format!(
+        "%post --nochroot --erroronfail\n\
+         # nodeimg: the build's repositories for %post's dnf (--post-repos)\n\
+         mkdir -p {root}/etc/yum.repos.d\n\
+         cat > {root}/{POST_REPO_FILE} <<'NODEIMG_REPOS'\n{ini}NODEIMG_REPOS\n%end\n"
+    );
+    let remove = format!(
+        "%post --nochroot --erroronfail\n\
+         # nodeimg: the build's repositories leave with the build (--post-repos)\n\
+         rm -f {root}/{POST_REPO_FILE}\n%end\n"
+    );
+    (add, remove)
 }
 
 /// The value of `--name` in a `repo` line's words.
@@ -102,11 +155,16 @@ pub fn rewrite(path: &Path, r: &Rewrite) -> Result<String> {
         !(r.replace_repos && r.repos.is_empty() && r.url.is_none()),
         "--replace-repos without --repo or --url would leave nothing to install from"
     );
+    ensure!(
+        !(r.post_repos && r.repos.is_empty() && r.url.is_none()),
+        "--post-repos shows %post the --repo and --url repositories: give at least one"
+    );
     let text = std::fs::read_to_string(path)?;
     let ks = parser::parse(&source::load(path));
     // 1-based line → why it is replaced.
     let mut replaced: Vec<(usize, String)> = Vec::new();
     let mut first_section = None;
+    let mut first_post = None;
     for item in &ks.items {
         match item {
             Item::Command(c) if c.name == "repo" => {
@@ -124,7 +182,12 @@ pub fn rewrite(path: &Path, r: &Rewrite) -> Result<String> {
             Item::Command(c) if c.name == "url" && r.url.is_some() => {
                 replaced.push((c.origin.line, "--url".to_owned()));
             }
-            Item::Section(s) if first_section.is_none() => first_section = Some(s.origin.line),
+            Item::Section(s) => {
+                first_section.get_or_insert(s.origin.line);
+                if s.name == "%post" {
+                    first_post.get_or_insert(s.origin.line);
+                }
+            }
             _ => {}
         }
     }
@@ -142,6 +205,9 @@ pub fn rewrite(path: &Path, r: &Rewrite) -> Result<String> {
         .min()
         .or(first_section);
 
+    let post =
+        (r.post_repos && first_post.is_some()).then(|| post_repo_sections(&r.post_repositories()));
+
     let mut out = String::with_capacity(text.len() + 256);
     let emit_added = |out: &mut String| {
         for line in &added {
@@ -153,6 +219,11 @@ pub fn rewrite(path: &Path, r: &Rewrite) -> Result<String> {
         let number = i + 1;
         if Some(number) == insert_at {
             emit_added(&mut out);
+        }
+        if let Some((add, _)) = &post
+            && Some(number) == first_post
+        {
+            out.push_str(add);
         }
         match replaced.iter().find(|(n, _)| *n == number) {
             Some((_, why)) => {
@@ -166,6 +237,9 @@ pub fn rewrite(path: &Path, r: &Rewrite) -> Result<String> {
     }
     if insert_at.is_none() {
         emit_added(&mut out);
+    }
+    if let Some((_, remove)) = &post {
+        out.push_str(remove);
     }
     Ok(out)
 }
@@ -196,6 +270,7 @@ mod tests {
             )],
             replace_repos: true,
             url: Some("http://koji/tree/".into()),
+            post_repos: false,
         };
         let out = apply(KS, &r);
         assert_eq!(
@@ -234,6 +309,41 @@ mod tests {
             out,
             "rootpw --lock\nrepo --name=a --baseurl=http://a/  # nodeimg: added\n%packages\nbash\n%end\n"
         );
+    }
+
+    #[test]
+    fn post_repos_surround_the_kickstarts_post_sections() {
+        let r = Rewrite {
+            repos: vec![o(
+                "koji-node-build-7",
+                "http://koji/repos/node-build/7/x86_64",
+            )],
+            replace_repos: true,
+            url: None,
+            post_repos: true,
+        };
+        let out = apply(KS, &r);
+        let add = out
+            .find("# nodeimg: the build's repositories for %post's dnf")
+            .unwrap();
+        let theirs = out
+            .find("%post\nrepo --name=base is a shell line here")
+            .unwrap();
+        let remove = out
+            .find("# nodeimg: the build's repositories leave")
+            .unwrap();
+        assert!(add < theirs && theirs < remove, "{out}");
+        assert!(out.contains(
+            "cat > \"${ANA_INSTALL_PATH:-/mnt/sysroot}\"/etc/yum.repos.d/nodeimg-build.repo <<'NODEIMG_REPOS'\n\
+             [koji-node-build-7]\nname=koji-node-build-7 (nodeimg build repository)\n\
+             baseurl=http://koji/repos/node-build/7/x86_64\ngpgcheck=0\nenabled=1\nNODEIMG_REPOS\n%end\n"
+        ));
+        assert!(out.ends_with(
+            "rm -f \"${ANA_INSTALL_PATH:-/mnt/sysroot}\"/etc/yum.repos.d/nodeimg-build.repo\n%end\n"
+        ));
+        // Without a %post there is nothing to show the repositories to.
+        let out = apply("rootpw --lock\n", &r);
+        assert!(!out.contains("%post"), "{out}");
     }
 
     #[test]

@@ -159,7 +159,7 @@ def test_the_child_runs_nodeimg_in_the_buildroot_and_returns_imgdata(builder, op
          "--release", "1.el9", "--arch", "x86_64", "--policy", "node",
          "-o", "/chroot_tmpdir/nodeimg-out",
          # installs from the build tag's repository (at topurl), not the kickstart's
-         "--replace-repos", "--url", "/mnt/koji/repos/node-build/55/x86_64",
+         "--replace-repos", "--post-repos", "--url", "/mnt/koji/repos/node-build/55/x86_64",
          "--ks-version", "RHEL9",
          "--compression", "zstd", "/chroot_tmpdir/node.ks"],
         ["--cwd", "/chroot_tmpdir", "--chroot", "--", "/usr/bin/nodeimg", "rpm", "spec",
@@ -335,3 +335,38 @@ def test_an_scm_kickstart_is_checked_out_as_policy_allows(builder, options, tmp_
     assert build[-1] == "/chroot_tmpdir/scm/repo/kickstarts/node.ks"
     assert [c[0][0] for c in task.run_callbacks.call_args_list] == ["preSCMCheckout",
                                                                    "postSCMCheckout"]
+
+
+def test_builds_install_from_koji_not_from_the_kickstarts_sources(builder):
+    target = {"build_tag_name": "node-build"}
+    repo = {"id": 7}
+    top = "http://koji.example/kojifiles"
+    # By default: the build tag's repository for the arch is the installation source.
+    assert builder.repo_options({}, repo, target, "x86_64", top) == [
+        "--replace-repos", "--post-repos", "--url", top + "/repos/node-build/7/x86_64"]
+    # The task's --repo URLs instead (duplicates once), the first as the source.
+    assert builder.repo_options({"repo": ["http://a/", "http://b/", "http://a/"]}, repo,
+                                target, "x86_64", top) == [
+        "--replace-repos", "--post-repos", "--url", "http://a/", "--repo", "koji-override-1=http://b/"]
+    # install_tree_url is the source; every repository stays a repository.
+    assert builder.repo_options({"install_tree_url": "http://tree/"}, repo, target,
+                                "aarch64", top) == [
+        "--replace-repos", "--post-repos", "--url", "http://tree/",
+        "--repo", "koji-node-build-7=" + top + "/repos/node-build/7/aarch64"]
+
+
+def test_the_backend_comes_from_the_configuration_and_is_checked(builder, tmp_path):
+    conf = tmp_path / "nodeimg.conf"
+    conf.write_text("[nodeimg]\nbackend = dnf\n")
+    assert builder.read_config(str(conf))["backend"] == "dnf"
+    assert builder.read_config(str(tmp_path / "missing.conf"))["backend"] == "lmc"
+    conf.write_text("[nodeimg]\nbackend = anaconda\n")
+    with pytest.raises(koji.GenericError, match="backend = anaconda"):
+        builder.read_config(str(conf))
+
+
+def test_nodeimg_error_lines_go_into_the_failure(builder, tmp_path):
+    log = tmp_path / "nodeimg.log"
+    log.write_text("x INFO fine\nx ERROR node.ks:8: rootpw must be --lock\nx WARN meh\n")
+    assert builder.error_lines(str(log)) == ["x ERROR node.ks:8: rootpw must be --lock"]
+    assert builder.error_lines(str(tmp_path / "missing.log")) == []

@@ -55,6 +55,9 @@ def test_an_uploaded_kickstart_and_no_opts_are_fine(hub, kojihub):
     (["n", "4.5.6", "t", ["x86_64"], "cli/../../x.ks", {}], "4"),
     (["n", "4.5.6", "t", ["x86_64"], KS, {"bogus": 1}], "5"),
     (["n", "4.5.6", "t", ["x86_64"], KS, {"repo": ["not a url"]}], "5/repo/0"),
+    (["n", "4.5.6", "t", ["x86_64"], KS, {"repo": ["http://a/#x"]}], "5/repo/0"),
+    (["n", "4.5.6", "t", ["x86_64"], KS, {"install_tree_url": "http://a/ b"}],
+     "5/install_tree_url"),
     (["n", "4.5.6", "t", ["x86_64"], KS, {"compression": "bzip2"}], "5/compression"),
     (["n", "4.5.6", "t", ["x86_64"], KS, {"scratch": "yes"}], "5/scratch"),
     (["n", "4.5.6", "t", ["x86_64"], KS, {"release": "1 2"}], "5/release"),
@@ -80,6 +83,9 @@ def test_unknown_targets_and_arches_are_refused(hub, kojihub):
     kojihub.get_build_target.side_effect = None
     with pytest.raises(koji.ParameterError):
         call(hub, "n", "4.5.6", "t", ["x86_64"], KS, {"optional_arches": ["aarch64"]})
+    # A valid arch name the build tag does not build.
+    with pytest.raises(koji.ParameterError, match="build tag node-build has arches"):
+        call(hub, "n", "4.5.6", "t", ["ppc64le"], KS)
     kojihub.make_task.assert_not_called()
 
 

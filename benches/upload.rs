@@ -4,6 +4,10 @@
 //! (koji's marshalling, adler32 per chunk, files written to disk) on loopback, so both
 //! clients pay the same per-request cost on the server side. Fastest of ROUNDS; peak
 //! RSS of each client. Run: `cargo bench --bench upload` (after `scripts/setup.sh`).
+//!
+//! `NODEIMG_BENCH_HUB=real` uploads to a real kojihub instead (tests/realkoji/kojienv.py:
+//! koji's hub from its source on PostgreSQL, as root): what a release engineer's upload
+//! meets.
 
 mod common;
 
@@ -28,6 +32,18 @@ session.uploadWrapper(path, directory, blocksize=int(blocksize))
 session.logout()
 "#;
 
+/// Whether `child` exits within `secs` seconds.
+fn exits_within(child: &mut std::process::Child, secs: u64) -> bool {
+    let deadline = std::time::Instant::now() + Duration::from_secs(secs);
+    while std::time::Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    false
+}
+
 fn main() {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let python = root.join(".venv/bin/python");
@@ -50,23 +66,44 @@ fn main() {
             out.write_all(&block).unwrap();
         }
     }
-    let workdir = dir.path().join("hub");
-    let mut hub = Command::new(&python)
-        .arg(root.join("tests/kojihub/testhub.py"))
-        .arg("--workdir")
-        .arg(&workdir)
-        .args(["--user", "admin:secret"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(hub.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let port = line.trim().trim_start_matches("listening on ").to_owned();
-    let url = format!("http://127.0.0.1:{port}/kojihub");
+    let real = std::env::var("NODEIMG_BENCH_HUB").is_ok_and(|v| v == "real");
+    let (mut hub, url, user, secret, workdir) = if real {
+        // The real hub: its uploads land in koji's topdir/work.
+        let mut hub = Command::new(&python)
+            .arg(root.join("tests/realkoji/kojienv.py"))
+            .arg("serve")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(hub.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let info: serde_json::Value = serde_json::from_str(&line).unwrap();
+        let field = |k: &str| info[k].as_str().unwrap().to_owned();
+        let workdir = PathBuf::from(field("topdir")).join("work");
+        (hub, field("hub"), field("user"), field("password"), workdir)
+    } else {
+        let workdir = dir.path().join("hub");
+        let mut hub = Command::new(&python)
+            .arg(root.join("tests/kojihub/testhub.py"))
+            .arg("--workdir")
+            .arg(&workdir)
+            .args(["--user", "admin:secret"])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(hub.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let port = line.trim().trim_start_matches("listening on ").to_owned();
+        let url = format!("http://127.0.0.1:{port}/kojihub");
+        (hub, url, "admin".to_owned(), "secret".to_owned(), workdir)
+    };
     let password = dir.path().join("password");
-    fs::write(&password, "secret").unwrap();
+    fs::write(&password, &secret).unwrap();
     let script = dir.path().join("upload.py");
     fs::write(&script, PYTHON_CLIENT).unwrap();
 
@@ -85,19 +122,21 @@ fn main() {
     };
     let mut results = Vec::new();
     for chunk in [1usize << 20, 8 << 20] {
-        let (url2, script2, file2, python2, workdir2) = (
+        let (url2, script2, file2, python2, workdir2, user2, secret2) = (
             url.clone(),
             script.clone(),
             file.clone(),
             python.clone(),
             workdir.clone(),
+            user.clone(),
+            secret.clone(),
         );
         let py = best(Box::new(move |round| {
             clean(&workdir2);
             let mut cmd = Command::new(&python2);
             cmd.arg(&script2)
                 .arg(&url2)
-                .args(["admin", "secret"])
+                .args([&user2, &secret2])
                 .arg(&file2)
                 .arg(format!("bench/py-{chunk}-{round}"))
                 .arg(chunk.to_string());
@@ -107,17 +146,18 @@ fn main() {
         // koji's client makes: the transfer alone, without the hub re-reading and
         // hashing the whole file.
         let nodeimg_run = |final_check: &'static str| {
-            let (url, file, nodeimg, password, workdir) = (
+            let (url, file, nodeimg, password, workdir, user) = (
                 url.clone(),
                 file.clone(),
                 nodeimg.clone(),
                 password.clone(),
                 workdir.clone(),
+                user.clone(),
             );
             best(Box::new(move |round| {
                 clean(&workdir);
                 let mut cmd = Command::new(&nodeimg);
-                cmd.args(["-q", "koji", "upload", "--server", &url, "--user", "admin"])
+                cmd.args(["-q", "koji", "upload", "--server", &url, "--user", &user])
                     .arg("--password-file")
                     .arg(&password)
                     .arg("--path")
@@ -133,11 +173,22 @@ fn main() {
         let size_only = nodeimg_run("size");
         results.push((chunk, py, ours, size_only));
     }
-    let _ = hub.kill();
+    // The real hub's harness cleans up at the end of its input.
+    drop(hub.stdin.take());
+    if !exits_within(&mut hub, 60) {
+        let _ = hub.kill();
+    }
     let _ = hub.wait();
 
     let mib_s = |d: Duration| SIZE as f64 / (1 << 20) as f64 / d.as_secs_f64();
-    println!("upload of 1 GiB to the test hub on loopback, fastest of {ROUNDS}");
+    println!(
+        "upload of 1 GiB to {} on loopback, fastest of {ROUNDS}",
+        if real {
+            "a real kojihub"
+        } else {
+            "the test hub"
+        }
+    );
     for (chunk, py, ours, size_only) in &results {
         println!(
             "  {:>2} MiB chunks: koji uploadWrapper {:>6.2} s ({:>5.0} MiB/s, {:>3} MiB RSS) | nodeimg, sha256 check {:>6.2} s ({:>5.0} MiB/s, {:>3} MiB RSS) {:.2}x | nodeimg, size check as koji's {:>6.2} s ({:>5.0} MiB/s, {:>3} MiB RSS) {:.2}x",

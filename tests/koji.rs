@@ -2,7 +2,8 @@
 //! koji's own marshalling (the koji package from PyPI) and enforces koji's session,
 //! upload and content-generator rules: calls and faults, Python-marshalled values,
 //! retries, session renewal, uploads cut off and resumed, a whole import, a refund,
-//! TLS with client certificates and a wrong CA.
+//! TLS with client certificates and a wrong CA. What koji accepts (names, tags,
+//! components, refunds) is proven against the real hub in tests/realkoji.rs.
 
 mod common;
 

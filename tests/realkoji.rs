@@ -19,7 +19,7 @@ use serde_json::Value;
 /// A real koji, up until dropped.
 struct RealKoji {
     child: Child,
-    stdin: ChildStdin,
+    stdin: Option<ChildStdin>,
     stdout: BufReader<ChildStdout>,
     info: Value,
 }
@@ -62,14 +62,14 @@ impl RealKoji {
             .unwrap_or_else(|_| panic!("kojienv.py serve said {line:?}; see its stderr"));
         RealKoji {
             child,
-            stdin,
+            stdin: Some(stdin),
             stdout,
             info,
         }
     }
 
     fn control(&mut self, command: &str) {
-        writeln!(self.stdin, "{command}").unwrap();
+        writeln!(self.stdin.as_mut().unwrap(), "{command}").unwrap();
         let mut line = String::new();
         self.stdout.read_line(&mut line).unwrap();
         assert_eq!(line.trim(), "ok", "{command}");
@@ -116,8 +116,13 @@ impl RealKoji {
 
 impl Drop for RealKoji {
     fn drop(&mut self) {
-        // End of input: the harness stops the hub and the database and removes its tree.
-        let _ = writeln!(self.stdin, "quit");
+        // End of input: the harness stops kojid, the hub and the database and removes
+        // its tree; it is killed only when it does not manage that in time.
+        drop(self.stdin.take());
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while self.child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(100));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
         let root = self.info["root"].as_str().unwrap_or("").to_owned();

@@ -25,6 +25,12 @@ Test hooks (command-line options) inject what real hubs do now and then: a
 connection cut in the middle of an upload, a fault from a method, session expiry,
 ServerOffline. `_testState` returns what happened, for assertions.
 
+What koji accepts is proven against the real hub (tests/realkoji.rs), not here: this
+double does not know that CGImport takes an RPM only into the build its SOURCERPM
+names, that tagBuild is a task kojid runs and that a tag takes only the packages on
+its list, that koji drops RPM components it does not know, or that a FAILED NVR is
+recycled with its build id. It stays for the faults a real hub cannot be made to show.
+
 Run: python testhub.py --workdir DIR [--tls CERT KEY CA] [--user NAME:PASSWORD] ...
 It prints "listening on PORT" once it accepts connections.
 """

@@ -32,6 +32,16 @@ session.uploadWrapper(path, directory, blocksize=int(blocksize))
 session.logout()
 "#;
 
+/// Start a hub; its first line of output says where it listens.
+fn spawn_hub(cmd: &mut Command) -> (std::process::Child, String) {
+    let mut hub = cmd.stdout(Stdio::piped()).spawn().unwrap();
+    let mut line = String::new();
+    BufReader::new(hub.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    (hub, line)
+}
+
 /// Whether `child` exits within `secs` seconds.
 fn exits_within(child: &mut std::process::Child, secs: u64) -> bool {
     let deadline = std::time::Instant::now() + Duration::from_secs(secs);
@@ -69,35 +79,25 @@ fn main() {
     let real = std::env::var("NODEIMG_BENCH_HUB").is_ok_and(|v| v == "real");
     let (mut hub, url, user, secret, workdir) = if real {
         // The real hub: its uploads land in koji's topdir/work.
-        let mut hub = Command::new(&python)
-            .arg(root.join("tests/realkoji/kojienv.py"))
-            .arg("serve")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(hub.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
+        let (hub, line) = spawn_hub(
+            Command::new(&python)
+                .arg(root.join("tests/realkoji/kojienv.py"))
+                .arg("serve")
+                .stdin(Stdio::piped()),
+        );
         let info: serde_json::Value = serde_json::from_str(&line).unwrap();
         let field = |k: &str| info[k].as_str().unwrap().to_owned();
         let workdir = PathBuf::from(field("topdir")).join("work");
         (hub, field("hub"), field("user"), field("password"), workdir)
     } else {
         let workdir = dir.path().join("hub");
-        let mut hub = Command::new(&python)
-            .arg(root.join("tests/kojihub/testhub.py"))
-            .arg("--workdir")
-            .arg(&workdir)
-            .args(["--user", "admin:secret"])
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(hub.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
+        let (hub, line) = spawn_hub(
+            Command::new(&python)
+                .arg(root.join("tests/kojihub/testhub.py"))
+                .arg("--workdir")
+                .arg(&workdir)
+                .args(["--user", "admin:secret"]),
+        );
         let port = line.trim().trim_start_matches("listening on ").to_owned();
         let url = format!("http://127.0.0.1:{port}/kojihub");
         (hub, url, "admin".to_owned(), "secret".to_owned(), workdir)

@@ -681,6 +681,16 @@ fn koji_builds_node_images_with_kojid_and_mock_and_serves_the_update() {
         koji.admin("getBuild", &["ovirt-node-ng-image-4.5.6-2.el9"])
             .is_null()
     );
+    let scratch_dir = Path::new(koji.field("topdir")).join("scratch/releng");
+    let kept: Vec<String> = fs::read_dir(&scratch_dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", scratch_dir.display()))
+        .flat_map(|task| fs::read_dir(task.unwrap().path()).unwrap())
+        .map(|f| f.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        kept.contains(&"ovirt-node-ng-image-4.5.6-2.el9.x86_64.liveimg.squashfs".to_owned()),
+        "{kept:?}"
+    );
 
     // 3. A kickstart the Node check refuses: the build FAILS with nodeimg's own error
     //    lines in the task's result, and the reserved build is FAILED.

@@ -111,8 +111,12 @@ class RealKoji:
         self.procs = {}
         self.logs = os.path.join(self.root, "logs")
         os.makedirs(self.logs)
-        self.kojisrc = unpack(source("KOJI_SRC", "koji-*.tar.gz"),
-                              os.path.join(self.root, "src"), "kojihub/kojixmlrpc.py")
+        try:
+            self.kojisrc = unpack(source("KOJI_SRC", "koji-*.tar.gz"),
+                                  os.path.join(self.root, "src"), "kojihub/kojixmlrpc.py")
+        except BaseException:
+            shutil.rmtree(self.root, ignore_errors=True)
+            raise
         self.topdir = os.path.join(self.root, "koji")
         for sub in ("packages", "repos", "repos-dist", "work", "scratch"):
             os.makedirs(os.path.join(self.topdir, sub))
@@ -367,17 +371,25 @@ class RealKoji:
     # -- processes ---------------------------------------------------------------
 
     def stop(self, name):
+        """SIGTERM, then SIGKILL after 15 s. kojid leads a process group of its own
+        (mock and what mock runs): the whole group gets both."""
         proc = self.procs.pop(name, None)
         if proc is None or proc.poll() is not None:
             return
-        try:
-            os.killpg(proc.pid, signal.SIGTERM) if name == "kojid" else proc.terminate()
-        except ProcessLookupError:
-            pass
+
+        def send(sig):
+            try:
+                if name == "kojid":
+                    os.killpg(proc.pid, sig)
+                else:
+                    proc.send_signal(sig)
+            except ProcessLookupError:
+                pass
+        send(signal.SIGTERM)
         try:
             proc.wait(15)
         except subprocess.TimeoutExpired:
-            proc.kill()
+            send(signal.SIGKILL)
             proc.wait()
 
     def close(self):

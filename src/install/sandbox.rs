@@ -17,8 +17,10 @@
 //! helper keeps running: it mounts, runs the program as its child (another
 //! `internal-sandbox` that only chroots and execs), and unmounts everything when the
 //! child ends, whatever it ended with; SIGINT, SIGTERM and SIGHUP reach the child (its
-//! process group) and the helper waits for it before it unmounts. Processes that outlive a chrooted program (a daemon started by a
-//! scriptlet) are found by their root directory and killed, as mock and anaconda do.
+//! process group) and the helper waits for it before it unmounts.
+//!
+//! Processes that outlive a chrooted program (a daemon started by a scriptlet) are
+//! found by their root directory and killed, as mock and anaconda do.
 
 use std::ffi::OsString;
 use std::fs;
@@ -201,9 +203,10 @@ pub fn enter(args: SandboxArgs) -> Result<std::convert::Infallible> {
         mounted.push(target.to_owned());
         Ok(())
     };
+    let mut pairs: Vec<(PathBuf, PathBuf)> = Vec::new();
     if args.api {
         for dir in API_FILESYSTEMS {
-            bind(Path::new(dir), &args.tree.join(&dir[1..]))?;
+            pairs.push((PathBuf::from(dir), args.tree.join(&dir[1..])));
         }
     }
     for spec in &args.bind {
@@ -211,8 +214,11 @@ pub fn enter(args: SandboxArgs) -> Result<std::convert::Infallible> {
         let (source, target) = text
             .split_once('=')
             .with_context(|| format!("--bind {text}: expected SOURCE=TARGET"))?;
-        let bound = bind(Path::new(source), Path::new(target));
-        if let Err(err) = bound {
+        pairs.push((PathBuf::from(source), PathBuf::from(target)));
+    }
+    for (source, target) in &pairs {
+        if let Err(err) = bind(source, target) {
+            // Only matters in a chroot, where they would outlive this namespace.
             unmount_all(&mounted);
             return Err(err);
         }

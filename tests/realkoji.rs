@@ -654,6 +654,17 @@ fn koji_builds_node_images_with_kojid_and_mock_and_serves_the_update() {
             && rewritten.contains(&format!("url --url={topurl}/repos/node-build/")),
         "{rewritten}"
     );
+    // The build keeps nodeimg's log and the rewritten kickstart with its image logs
+    // (per arch: koji adds the arch for methods other than its own image tasks).
+    let build_logs = Path::new(koji.field("topdir"))
+        .join("packages/ovirt-node-ng-image/4.5.6/1.el9/data/logs/image/x86_64");
+    for name in ["nodeimg.log", "ovirt-node-ng-image.ks.log"] {
+        assert!(
+            build_logs.join(name).is_file(),
+            "{name} in {}",
+            build_logs.display()
+        );
+    }
     let tagged = koji.admin("listTagged", &["node-candidate"]);
     assert!(
         tagged.as_array().unwrap().iter().any(|b| b["nvr"] == nvr),

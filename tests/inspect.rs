@@ -273,6 +273,47 @@ fn unreadable_images_fail_clearly() {
         "-no-progress",
     ]));
     fails(&plain, "no */*.img filesystem image in the squashfs");
+
+    // A superblock with a block size squashfs does not have: the error says what is
+    // wrong (backhand's error strings), not just "not a readable squashfs: ".
+    let mut bytes = fs::read(&plain).unwrap();
+    bytes[12..16].copy_from_slice(&7u32.to_le_bytes());
+    let bad = scratch.path().join("bad-block-size.squashfs");
+    fs::write(&bad, bytes).unwrap();
+    fails(
+        &bad,
+        "not a readable squashfs: corrupted or invalid squashfs image",
+    );
+    let out = nodeimg().arg("inspect").arg(&bad).output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("block_size(0x7) invalid"));
+}
+
+#[test]
+fn a_small_file_that_claims_gigabytes_is_refused_without_reading_it() {
+    // The image is fine for e2fsck: the NVR file is a 2 GiB hole. It was read whole
+    // into memory (16 GiB peak, 65 s) and printed as the NVR.
+    let scratch = tempfile::tempdir().unwrap();
+    let root = node_tree(scratch.path());
+    let nvr = root.join("usr/share/imgbase/build/meta/nvr");
+    fs::File::options()
+        .write(true)
+        .open(&nvr)
+        .unwrap()
+        .set_len(2 << 30)
+        .unwrap();
+    let ext4 = scratch.path().join("root.ext4");
+    run(Command::new("mkfs.ext4")
+        .args(["-q", "-F", "-L", "LiveOS", "-d"])
+        .arg(&root)
+        .arg(&ext4)
+        .arg("64M"));
+    let out = nodeimg().arg("inspect").arg(&ext4).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("/usr/share/imgbase/build/meta/nvr: its inode claims 2147483648 bytes"),
+        "{stderr}"
+    );
 }
 
 #[test]

@@ -12,7 +12,7 @@ use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Context, Result, anyhow, bail, ensure};
 use backhand::{FilesystemReader, InnerNode};
 use ext4_view::{Ext4, Ext4Error, Ext4Read};
 use serde::Serialize;
@@ -257,14 +257,13 @@ fn inspect_root(
     let mut rpmdb = None;
     let mut packages = Vec::new();
     for candidate in RPMDBS {
-        if let Some(db) = read_bytes(&fs, candidate).with_context(|| ctx(candidate))? {
-            let local = scratch.join("rpmdb.sqlite");
-            std::fs::write(&local, db).with_context(|| format!("writing {}", local.display()))?;
+        let local = scratch.join("rpmdb.sqlite");
+        if copy_out(&fs, candidate, &local).with_context(|| ctx(candidate))? {
             // Committed transactions may still sit in the write-ahead log.
-            if let Some(wal) = read_bytes(&fs, &format!("{candidate}-wal"))? {
-                std::fs::write(scratch.join("rpmdb.sqlite-wal"), wal)?;
-            }
-            packages = rpmdb::read_packages(&local)?;
+            let wal = format!("{candidate}-wal");
+            copy_out(&fs, &wal, &scratch.join("rpmdb.sqlite-wal")).with_context(|| ctx(&wal))?;
+            packages = rpmdb::read_packages(&local)
+                .map_err(|e| anyhow!("{}: the rpmdb {candidate}: {e:#}", path.display()))?;
             rpmdb = Some(candidate.to_owned());
             break;
         }
@@ -309,6 +308,12 @@ fn inspect_root(
 
 fn read_os_release(fs: &Ext4, problems: &mut Vec<String>) -> Result<Option<OsRelease>> {
     let symlink_target = match fs.symlink_metadata("/etc/os-release") {
+        // A link target is at most a page (PATH_MAX); ext4-view reads a long one whole.
+        Ok(meta) if meta.is_symlink() && meta.len() > 4096 => bail!(
+            "/etc/os-release: a symlink whose inode claims a {}-byte target (at most 4096): \
+             the image is corrupt",
+            meta.len()
+        ),
         Ok(meta) if meta.is_symlink() => {
             Some(fs.read_link("/etc/os-release")?.display().to_string())
         }
@@ -344,16 +349,78 @@ fn read_os_release(fs: &Ext4, problems: &mut Vec<String>) -> Result<Option<OsRel
     }))
 }
 
-fn read_bytes(fs: &Ext4, path: &str) -> Result<Option<Vec<u8>>> {
-    match fs.read(path) {
-        Ok(bytes) => Ok(Some(bytes)),
-        Err(Ext4Error::NotFound) => Ok(None),
-        Err(err) => Err(anyhow!("{path}: {err}")),
+/// The most a small text file of the image (os-release, the NVR file) may hold: an
+/// inode can claim any size, so nothing is read whole on its word.
+const SMALL_FILE_MAX: u64 = 64 * 1024;
+/// The most an rpmdb (or its write-ahead log) may hold; a real one is tens of MiB.
+const RPMDB_MAX: u64 = 4 << 30;
+
+/// Open `path` in the image, None when it is not there; its size must be at most `max`.
+fn open_bounded(fs: &Ext4, path: &str, max: u64) -> Result<Option<ext4_view::File>> {
+    let file = match fs.open(path) {
+        Ok(file) => file,
+        Err(Ext4Error::NotFound) => return Ok(None),
+        Err(err) => return Err(anyhow!("{path}: {err}")),
+    };
+    let len = file.metadata().len();
+    ensure!(
+        len <= max,
+        "{path}: its inode claims {len} bytes, more than the {max} such a file can have: the \
+         image is corrupt"
+    );
+    Ok(Some(file))
+}
+
+/// A small file of the image, read whole once its size is known to be small.
+fn read_small(fs: &Ext4, path: &str) -> Result<Option<Vec<u8>>> {
+    let Some(mut file) = open_bounded(fs, path, SMALL_FILE_MAX)? else {
+        return Ok(None);
+    };
+    let mut bytes = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = file
+            .read_bytes(&mut buf)
+            .map_err(|e| anyhow!("{path}: reading: {e}"))?;
+        if n == 0 {
+            return Ok(Some(bytes));
+        }
+        bytes.extend_from_slice(&buf[..n]);
+        ensure!(
+            bytes.len() as u64 <= SMALL_FILE_MAX,
+            "{path}: longer than its inode says"
+        );
     }
 }
 
 fn read_optional(fs: &Ext4, path: &str) -> Result<Option<String>> {
-    Ok(read_bytes(fs, path)?.map(|bytes| String::from_utf8_lossy(&bytes).into_owned()))
+    Ok(read_small(fs, path)?.map(|bytes| String::from_utf8_lossy(&bytes).into_owned()))
+}
+
+/// Stream `path` of the image into `dest` (1 MiB at a time, stopping on SIGINT or
+/// SIGTERM); false when the image has no such file.
+fn copy_out(fs: &Ext4, path: &str, dest: &Path) -> Result<bool> {
+    use std::io::Write as _;
+    let Some(mut file) = open_bounded(fs, path, RPMDB_MAX)? else {
+        return Ok(false);
+    };
+    let mut out =
+        std::fs::File::create(dest).with_context(|| format!("writing {}", dest.display()))?;
+    let mut buf = vec![0u8; 1 << 20];
+    let mut copied = 0u64;
+    loop {
+        crate::sys::cancel::check()?;
+        let n = file
+            .read_bytes(&mut buf)
+            .map_err(|e| anyhow!("{path}: reading at byte {copied}: {e}"))?;
+        if n == 0 {
+            return Ok(true);
+        }
+        copied += n as u64;
+        ensure!(copied <= RPMDB_MAX, "{path}: longer than its inode says");
+        out.write_all(&buf[..n])
+            .with_context(|| format!("writing {}", dest.display()))?;
+    }
 }
 
 fn list_kernels(fs: &Ext4) -> Result<Vec<String>> {

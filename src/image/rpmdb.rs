@@ -7,7 +7,7 @@
 
 use std::path::Path;
 
-use anyhow::{Context, Result, ensure};
+use anyhow::{Context, Result, bail, ensure};
 use rpm::IndexTag;
 use serde::Serialize;
 
@@ -67,34 +67,83 @@ pub fn read_packages(db: &Path) -> Result<Vec<Package>> {
             .with_context(|| format!("opening the rpmdb {}", db.display()))?;
     let mut stmt = conn
         .prepare("SELECT hnum, blob FROM Packages ORDER BY hnum")
-        .with_context(|| {
-            format!(
-                "{} has no Packages table: not an rpm sqlite database",
-                db.display()
-            )
-        })?;
+        .context("no readable Packages table: not an rpm sqlite database, or a corrupt one")?;
     let rows = stmt.query_map([], |row| {
         Ok((row.get::<_, i64>(0)?, row.get::<_, Vec<u8>>(1)?))
     })?;
     let mut packages = Vec::new();
     for row in rows {
         let (hnum, blob) = row.with_context(|| format!("reading {}", db.display()))?;
-        packages.push(
-            parse_blob(&blob)
-                .with_context(|| format!("package header {hnum} in {}", db.display()))?,
-        );
+        packages.push(parse_blob(&blob).with_context(|| format!("corrupt rpmdb entry {hnum}"))?);
     }
     packages.sort_by_key(Package::nevra);
     Ok(packages)
 }
 
-/// One header blob as stored in the rpmdb.
-pub fn parse_blob(blob: &[u8]) -> Result<Package> {
+/// rpm's own limits on a header (header_internal.h: HEADER_TAGS_MAX, HEADER_DATA_MAX).
+const MAX_ENTRIES: u64 = 0xffff;
+const MAX_DATA: u64 = 0x0fff_ffff;
+
+fn be32(raw: &[u8], at: usize) -> u64 {
+    u64::from(u32::from_be_bytes([
+        raw[at],
+        raw[at + 1],
+        raw[at + 2],
+        raw[at + 3],
+    ]))
+}
+
+/// What rpm's `headerVerifyInfo` checks of a blob, done before the rpm crate sees it:
+/// the crate indexes its store with each entry's offset and count unchecked, and
+/// reserves `count` elements up front.
+fn check_blob(blob: &[u8]) -> Result<()> {
     ensure!(
         blob.len() >= 8,
         "the header blob is {} bytes long",
         blob.len()
     );
+    let (entries, data) = (be32(blob, 0), be32(blob, 4));
+    ensure!(
+        entries <= MAX_ENTRIES && data <= MAX_DATA,
+        "the header claims {entries} entries and {data} bytes of data (rpm allows {MAX_ENTRIES} and {MAX_DATA})"
+    );
+    let expected = 8 + entries * 16 + data;
+    ensure!(
+        expected == blob.len() as u64,
+        "the header's {entries} entries and {data} data bytes make {expected} bytes, but the blob has {}",
+        blob.len()
+    );
+    for i in 0..entries as usize {
+        let at = 8 + 16 * i;
+        let (tag, kind, offset, count) = (
+            be32(blob, at),
+            be32(blob, at + 4),
+            be32(blob, at + 8),
+            be32(blob, at + 12),
+        );
+        // CHAR, INT8, INT16, INT32, INT64, STRING, BIN, STRING_ARRAY, I18NSTRING.
+        let element = match kind {
+            1 | 2 | 7 => 1,
+            3 => 2,
+            4 => 4,
+            5 => 8,
+            6 | 8 | 9 => 1, // at least a NUL a string
+            _ => bail!("entry {i} (tag {tag}) has type {kind}, which rpm does not know"),
+        };
+        let end = count
+            .checked_mul(element)
+            .and_then(|len| len.checked_add(offset));
+        ensure!(
+            count >= 1 && end.is_some_and(|end| end <= data),
+            "entry {i} (tag {tag}) claims {count} elements at offset {offset}, past the {data} bytes of data"
+        );
+    }
+    Ok(())
+}
+
+/// One header blob as stored in the rpmdb.
+pub fn parse_blob(blob: &[u8]) -> Result<Package> {
+    check_blob(blob)?;
     let mut framed = Vec::with_capacity(96 + 16 + 8 + blob.len());
     framed.extend_from_slice(&LEAD_MAGIC);
     framed.extend_from_slice(&[3, 0]); // lead version 3.0
@@ -103,8 +152,11 @@ pub fn parse_blob(blob: &[u8]) -> Result<Package> {
     framed.extend_from_slice(&[0; 8]);
     framed.extend_from_slice(&HEADER_MAGIC);
     framed.extend_from_slice(blob);
-    let meta =
-        rpm::PackageMetadata::parse(&mut framed.as_slice()).context("not a valid rpm header")?;
+    // The last line of defence: a panic in the crate's parser is this entry's error,
+    // not the end of the program.
+    let meta = std::panic::catch_unwind(|| rpm::PackageMetadata::parse(&mut framed.as_slice()))
+        .map_err(|_| anyhow::anyhow!("the rpm crate could not parse it (it panicked)"))?
+        .context("not a valid rpm header")?;
     let header = &meta.header;
     Ok(Package {
         name: meta.get_name()?.to_owned(),
@@ -192,5 +244,70 @@ fn new_length(data: &[u8]) -> Option<(usize, usize)> {
             5,
         )),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A header blob with NAME, VERSION, RELEASE and ARCH, as rpm stores it.
+    fn blob() -> Vec<u8> {
+        let strings: [(u32, &str); 4] =
+            [(1000, "bash"), (1001, "5.1"), (1002, "1"), (1022, "x86_64")];
+        let mut index = Vec::new();
+        let mut data = Vec::new();
+        for (tag, value) in strings {
+            for word in [tag, 6, data.len() as u32, 1] {
+                index.extend_from_slice(&word.to_be_bytes());
+            }
+            data.extend_from_slice(value.as_bytes());
+            data.push(0);
+        }
+        let mut blob = Vec::new();
+        blob.extend_from_slice(&(strings.len() as u32).to_be_bytes());
+        blob.extend_from_slice(&(data.len() as u32).to_be_bytes());
+        blob.extend_from_slice(&index);
+        blob.extend_from_slice(&data);
+        blob
+    }
+
+    #[test]
+    fn a_header_blob_parses() {
+        let p = parse_blob(&blob()).unwrap();
+        assert_eq!(p.nevra(), "bash-5.1-1.x86_64");
+    }
+
+    #[test]
+    fn entries_pointing_outside_the_data_are_errors_not_panics() {
+        let set = |at: usize, value: u32| {
+            let mut b = blob();
+            b[at..at + 4].copy_from_slice(&value.to_be_bytes());
+            b
+        };
+        for (what, bad) in [
+            ("offset", set(8 + 8, 0xFFFF_FF00)),
+            ("count", set(8 + 12, 0xFFFF_FFFF)),
+            ("entries", set(0, 0xFFFF_FFFF)),
+            ("data length", set(4, 0x7FFF_FFFF)),
+            ("type", set(8 + 4, 99)),
+        ] {
+            let err = format!("{:#}", parse_blob(&bad).unwrap_err());
+            assert!(!err.is_empty(), "{what}");
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(3000))]
+        /// Any byte of a blob changed to anything: an error or a package, never a panic
+        /// that escapes.
+        #[test]
+        fn mutated_blobs_never_escape(at in 0usize..96, value: u8, at2 in 0usize..96, value2: u8) {
+            let mut b = blob();
+            let len = b.len();
+            b[at % len] = value;
+            b[at2 % len] = value2;
+            let _ = parse_blob(&b);
+        }
     }
 }

@@ -39,8 +39,9 @@ pub struct Partition {
 }
 
 impl Partition {
+    /// Where it ends; `read_table` has checked that this does not overflow.
     pub fn end(&self) -> u64 {
-        self.start + self.size
+        self.start.saturating_add(self.size)
     }
 }
 
@@ -62,7 +63,9 @@ pub fn read_table(path: &Path) -> Result<Table> {
         .with_context(|| format!("reading the partition table of {}", path.display()))?;
     for part in &table.partitions {
         ensure!(
-            part.end() <= len,
+            part.start
+                .checked_add(part.size)
+                .is_some_and(|end| end <= len),
             "partition {} of {} ends at byte {} but the disk image is only {len} bytes long (truncated image?)",
             part.number,
             path.display(),
@@ -262,11 +265,16 @@ fn read_gpt(disk: &mut File, len: u64) -> Result<Table> {
         let entries_lba = le64(&header, 72);
         let count = le32(&header, 80) as usize;
         let entry_size = le32(&header, 84) as usize;
+        // UEFI: 128 × 2^n bytes an entry. Real tables have 128 entries of 128 bytes;
+        // 1024 of 4096 (4 MiB) is far beyond anything a partitioning tool writes.
         ensure!(
-            entry_size >= 128 && entry_size.is_power_of_two() && count <= 1024,
+            (128..=4096).contains(&entry_size) && entry_size.is_power_of_two() && count <= 1024,
             "GPT declares {count} entries of {entry_size} bytes: not a valid table"
         );
-        let array = read_at(disk, entries_lba * sector, count * entry_size)
+        let array_at = entries_lba
+            .checked_mul(sector)
+            .context("the GPT partition entries' LBA is past any disk")?;
+        let array = read_at(disk, array_at, count * entry_size)
             .context("the GPT partition entries lie past the end of the image")?;
         let stored = le32(&header, 88);
         let computed = crc32fast::hash(&array);
@@ -295,10 +303,23 @@ fn read_gpt(disk: &mut File, len: u64) -> Result<Table> {
             )
             .map(|c| c.unwrap_or(char::REPLACEMENT_CHARACTER))
             .collect();
+            let (start, size) = first
+                .checked_mul(sector)
+                .zip(
+                    (last - first)
+                        .checked_add(1)
+                        .and_then(|n| n.checked_mul(sector)),
+                )
+                .with_context(|| {
+                    format!(
+                        "GPT partition {} (LBA {first} to {last}) lies past any disk",
+                        index + 1
+                    )
+                })?;
             partitions.push(Partition {
                 number: index as u32 + 1,
-                start: first * sector,
-                size: (last - first + 1) * sector,
+                start,
+                size,
                 kind: gpt_kind(&type_guid),
                 name: (!name.is_empty()).then_some(name),
             });
@@ -312,7 +333,16 @@ fn read_gpt(disk: &mut File, len: u64) -> Result<Table> {
     bail!("the MBR is a GPT protective MBR but no GPT header was found (\"EFI PART\" missing)")
 }
 
+/// `len` bytes at `offset`: checked against the file's length before anything is
+/// allocated, so a table cannot make us reserve memory for data the image does not have.
 fn read_at(disk: &mut File, offset: u64, len: usize) -> Result<Vec<u8>> {
+    let size = disk.metadata()?.len();
+    ensure!(
+        offset
+            .checked_add(len as u64)
+            .is_some_and(|end| end <= size),
+        "{len} bytes at byte {offset} lie past the end of the {size}-byte image"
+    );
     let mut buf = vec![0u8; len];
     disk.seek(SeekFrom::Start(offset))?;
     disk.read_exact(&mut buf)
@@ -385,5 +415,74 @@ mod tests {
         ];
         assert_eq!(format_guid(&raw), "0FC63DAF-8483-4772-8E79-3D69D8477DE4");
         assert_eq!(gpt_kind(&format_guid(&raw)), "linux");
+    }
+
+    /// A 1 MiB disk image with a protective MBR and a GPT (512-byte sectors) whose one
+    /// Linux entry spans `first`..=`last`, entries of `entry_size` bytes, `count` of
+    /// them (only the first 4 are written); every CRC correct.
+    fn gpt_disk(first: u64, last: u64, entry_size: u32, count: u32) -> tempfile::NamedTempFile {
+        let mut disk = vec![0u8; 1 << 20];
+        disk[446 + 4] = MBR_PROTECTIVE;
+        disk[446 + 8..446 + 12].copy_from_slice(&1u32.to_le_bytes());
+        disk[446 + 12..446 + 16].copy_from_slice(&2047u32.to_le_bytes());
+        disk[510..512].copy_from_slice(&MBR_SIGNATURE);
+        let linux = [
+            0xAF, 0x3D, 0xC6, 0x0F, 0x83, 0x84, 0x72, 0x47, 0x8E, 0x79, 0x3D, 0x69, 0xD8, 0x47,
+            0x7D, 0xE4,
+        ];
+        let entries_at = 1024;
+        disk[entries_at..entries_at + 16].copy_from_slice(&linux);
+        disk[entries_at + 16] = 1; // a unique GUID
+        disk[entries_at + 32..entries_at + 40].copy_from_slice(&first.to_le_bytes());
+        disk[entries_at + 40..entries_at + 48].copy_from_slice(&last.to_le_bytes());
+        let array_len = (entry_size as usize * count as usize).min(disk.len() - entries_at);
+        let array_crc = crc32fast::hash(&disk[entries_at..entries_at + array_len]);
+        let h = 512;
+        disk[h..h + 8].copy_from_slice(GPT_SIGNATURE);
+        disk[h + 8..h + 12].copy_from_slice(&[0, 0, 1, 0]);
+        disk[h + 12..h + 16].copy_from_slice(&92u32.to_le_bytes());
+        disk[h + 72..h + 80].copy_from_slice(&2u64.to_le_bytes());
+        disk[h + 80..h + 84].copy_from_slice(&count.to_le_bytes());
+        disk[h + 84..h + 88].copy_from_slice(&entry_size.to_le_bytes());
+        disk[h + 88..h + 92].copy_from_slice(&array_crc.to_le_bytes());
+        let crc = crc32fast::hash(&disk[h..h + 92]);
+        disk[h + 16..h + 20].copy_from_slice(&crc.to_le_bytes());
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(file.path(), &disk).unwrap();
+        file
+    }
+
+    #[test]
+    fn a_sane_gpt_reads() {
+        let disk = gpt_disk(34, 2000, 128, 128);
+        let table = read_table(disk.path()).unwrap();
+        assert_eq!(table.partitions.len(), 1);
+        assert_eq!(table.partitions[0].start, 34 * 512);
+        assert_eq!(table.partitions[0].size, (2000 - 34 + 1) * 512);
+    }
+
+    #[test]
+    fn a_gpt_entry_array_of_gigabytes_is_refused_before_allocating() {
+        // CRC-valid headers that ask for 1024 × 2 GiB (and 1024 × 4 KiB past the end).
+        for (size, count) in [(1u32 << 31, 1024), (1 << 21, 1024), (4096, 1024)] {
+            let disk = gpt_disk(34, 100, size, count);
+            let err = format!("{:#}", read_table(disk.path()).unwrap_err());
+            assert!(
+                err.contains("not a valid table") || err.contains("past the end"),
+                "{size} × {count}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn partition_offsets_that_would_wrap_are_refused() {
+        // 2^55 + 6144 sectors × 512 wraps u64 to byte 3 MiB.
+        let first = (1u64 << 55) + 6144;
+        let disk = gpt_disk(first, first + 100, 128, 128);
+        let err = format!("{:#}", read_table(disk.path()).unwrap_err());
+        assert!(err.contains("lies past any disk"), "{err}");
+        let disk = gpt_disk(34, u64::MAX, 128, 128);
+        let err = format!("{:#}", read_table(disk.path()).unwrap_err());
+        assert!(err.contains("lies past any disk"), "{err}");
     }
 }

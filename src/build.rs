@@ -446,7 +446,7 @@ fn run(options: &BuildOptions, started_at: u64) -> Result<BuildRecord> {
     })?;
 
     let inspection = stages.run("inspect", || {
-        let scratch = sys::temp_dir(&options.workdir, "nodeimg-inspect-")?;
+        let scratch = sys::inspect_scratch(&options.workdir)?;
         let inspection = image::inspect(&packed, scratch.path())?;
         ensure!(
             inspection.problems.is_empty(),

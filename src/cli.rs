@@ -492,7 +492,7 @@ pub struct UpdateArgs {
 impl UpdateArgs {
     /// Check the image and settle the version-release.
     fn resolve(&self) -> Result<update::Update> {
-        let scratch = sys::temp_dir(&self.workdir, "nodeimg-rpm-")?;
+        let scratch = sys::inspect_scratch(&self.workdir)?;
         let given = self.version.as_deref().zip(self.release.as_deref());
         let (version, release) = update::version_release(&self.image, given, scratch.path())?;
         if let Some(product_img) = &self.product_img {
@@ -852,7 +852,7 @@ fn rpm_spec_cmd(args: RpmSpecArgs) -> Result<ExitCode> {
 }
 
 fn inspect_cmd(args: InspectArgs) -> Result<ExitCode> {
-    let scratch = sys::temp_dir(&args.workdir, "nodeimg-inspect-")?;
+    let scratch = sys::inspect_scratch(&args.workdir)?;
     let report = image::inspect(&args.image, scratch.path())?;
     if args.manifest {
         for line in report.manifest() {

@@ -362,3 +362,41 @@ fn package_digests_and_signing_keys_agree_with_rpm() {
     }
     assert_eq!(signed, 1, "{text}");
 }
+
+#[test]
+fn sigterm_stops_an_inspection_and_leaves_no_scratch_copy() {
+    // A 3 GiB rpmdb (a hole: the filesystem is 64 MiB) takes seconds to copy out.
+    let scratch = tempfile::tempdir().unwrap();
+    let root = scratch.path().join("root");
+    fs::create_dir_all(root.join("usr/share/rpm")).unwrap();
+    fs::File::create(root.join("usr/share/rpm/rpmdb.sqlite"))
+        .unwrap()
+        .set_len(3 << 30)
+        .unwrap();
+    let ext4 = scratch.path().join("root.ext4");
+    run(Command::new("mkfs.ext4")
+        .args(["-q", "-F", "-L", "LiveOS", "-d"])
+        .arg(&root)
+        .arg(&ext4)
+        .arg("64M"));
+    let work = scratch.path().join("work");
+    fs::create_dir_all(&work).unwrap();
+    let mut child = nodeimg()
+        .env("NODEIMG_WORKDIR", &work)
+        .arg("inspect")
+        .arg(&ext4)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(800));
+    assert_eq!(common::terminate(&mut child), Some(143));
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    assert!(err.contains("interrupted by SIGTERM"), "{err}");
+    assert_eq!(
+        fs::read_dir(&work).unwrap().count(),
+        0,
+        "scratch left in {}",
+        work.display()
+    );
+}

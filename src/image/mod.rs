@@ -124,6 +124,16 @@ pub fn detect(path: &Path) -> Result<Format> {
 
 /// Inspect an image. `scratch` holds the copy of the rpmdb that sqlite reads.
 pub fn inspect(path: &Path, scratch: &Path) -> Result<Inspection> {
+    let result = inspect_unchecked(path, scratch);
+    // A reader that stopped for a signal ends as any interrupted step does (exit
+    // 128+N): the libraries in between keep its error only as text.
+    match (result, crate::sys::cancel::check()) {
+        (Err(_), Err(interrupted)) => Err(interrupted.into()),
+        (result, _) => result,
+    }
+}
+
+fn inspect_unchecked(path: &Path, scratch: &Path) -> Result<Inspection> {
     let format = detect(path)?;
     let mut problems = Vec::new();
     let mut squashfs_entries = Vec::new();

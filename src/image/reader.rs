@@ -80,6 +80,8 @@ impl Ext4Read for SquashfsFile {
             })?;
         let mut pos = start_byte;
         while pos < end {
+            // Readers stop on SIGINT/SIGTERM between blocks (image::inspect reports it).
+            crate::sys::cancel::check()?;
             let index = pos / self.block_size;
             let within = (pos - index * self.block_size) as usize;
             let block = self.block(index)?;

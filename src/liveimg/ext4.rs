@@ -155,7 +155,13 @@ impl ext4_view::Ext4Read for OffsetFile {
         start_byte: u64,
         dst: &mut [u8],
     ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-        self.file.seek(SeekFrom::Start(self.offset + start_byte))?;
+        // Readers stop on SIGINT/SIGTERM between blocks (image::inspect reports it).
+        crate::sys::cancel::check()?;
+        let at = self
+            .offset
+            .checked_add(start_byte)
+            .ok_or_else(|| format!("byte {start_byte} of the filesystem is past any file"))?;
+        self.file.seek(SeekFrom::Start(at))?;
         self.file.read_exact(dst)?;
         Ok(())
     }

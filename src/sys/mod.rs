@@ -27,6 +27,32 @@ pub fn temp_dir(parent: &Path, prefix: &str) -> Result<TempDir> {
         .with_context(|| format!("creating a temporary directory in {}", parent.display()))
 }
 
+/// A scratch directory for an inspection: `nodeimg-inspect-PID-XXXXXX` in `parent`.
+/// The owner's pid in the name lets a later run sweep away what a killed one
+/// (SIGKILL, an abort) could not remove, so scratch copies never pile up.
+pub fn inspect_scratch(parent: &Path) -> Result<TempDir> {
+    const PREFIX: &str = "nodeimg-inspect-";
+    if let Ok(entries) = std::fs::read_dir(parent) {
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let Some(owner) = name
+                .to_str()
+                .and_then(|n| n.strip_prefix(PREFIX))
+                .and_then(|rest| rest.split_once('-'))
+                .and_then(|(pid, _)| pid.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            let alive = Path::new("/proc").join(owner.to_string()).exists();
+            if !alive && entry.file_type().is_ok_and(|t| t.is_dir()) {
+                tracing::debug!("removing {} (its nodeimg is gone)", entry.path().display());
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+    }
+    temp_dir(parent, &format!("{PREFIX}{}-", std::process::id()))
+}
+
 /// Whether the process has root's powers (mounts, loop devices, chroot).
 pub fn is_root() -> bool {
     nix::unistd::geteuid().is_root()

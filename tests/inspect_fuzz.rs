@@ -48,18 +48,30 @@ fn used_blocks(image: &[u8]) -> Vec<usize> {
         .collect()
 }
 
-/// Change 1–8 bytes, in used blocks, to random values, or to values that make sizes
-/// and offsets extreme.
+/// Change 1–8 bytes in used blocks to random values, or a 4-byte aligned word to an
+/// extreme one: sizes, counts and offsets are 32-bit little-endian words in ext4, GPT
+/// and squashfs alike, and their high bytes are where a reader's trust shows.
 fn mutate(image: &mut [u8], used: &[usize], rng: &mut Rng) {
     for _ in 0..1 + rng.below(8) {
         let block = used[rng.below(used.len() as u64) as usize];
         let at = (block * 4096 + rng.below(4096) as usize).min(image.len() - 1);
-        image[at] = match rng.below(4) {
-            0 => 0xff,
-            1 => 0x00,
-            2 => 0x80,
-            _ => rng.next() as u8,
-        };
+        match rng.below(6) {
+            0 => image[at] = 0xff,
+            1 => image[at] = 0x00,
+            2 => image[at] = rng.next() as u8,
+            _ => {
+                let word = at & !3;
+                if word + 4 <= image.len() {
+                    let value: u32 = match rng.below(4) {
+                        0 => 0xffff_ffff,
+                        1 => 0x8000_0000 | rng.next() as u32 & 0xff,
+                        2 => 0x7fff_ffff,
+                        _ => (rng.next() as u32) << 16,
+                    };
+                    image[word..word + 4].copy_from_slice(&value.to_le_bytes());
+                }
+            }
+        }
     }
 }
 

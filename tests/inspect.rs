@@ -34,6 +34,15 @@ fn rpm_qa(root: &Path) -> Vec<String> {
     lines
 }
 
+/// An ext4 filesystem labelled LiveOS made of `root`.
+fn mkfs_ext4(root: &Path, image: &Path, size: &str) {
+    run(Command::new("mkfs.ext4")
+        .args(["-q", "-F", "-L", "LiveOS", "-d"])
+        .arg(root)
+        .arg(image)
+        .arg(size));
+}
+
 fn inspect_json(image: &Path) -> (Option<i32>, Value) {
     let out = nodeimg()
         .args(["inspect", "--format", "json"])
@@ -206,11 +215,7 @@ fn what_imgbased_would_refuse_is_listed_with_status_3() {
     // Two images in the squashfs: imgbased would pick either.
     let two = scratch.path().join("two");
     fs::create_dir_all(two.join("LiveOS")).unwrap();
-    run(Command::new("mkfs.ext4")
-        .args(["-q", "-F", "-L", "LiveOS", "-d"])
-        .arg(&root)
-        .arg(two.join("LiveOS/rootfs.img"))
-        .arg("8M"));
+    mkfs_ext4(&root, &two.join("LiveOS/rootfs.img"), "8M");
     fs::copy(two.join("LiveOS/rootfs.img"), two.join("LiveOS/other.img")).unwrap();
     let squashfs = scratch.path().join("two.squashfs");
     run(Command::new("mksquashfs").arg(&two).arg(&squashfs).args([
@@ -302,11 +307,7 @@ fn a_small_file_that_claims_gigabytes_is_refused_without_reading_it() {
         .set_len(2 << 30)
         .unwrap();
     let ext4 = scratch.path().join("root.ext4");
-    run(Command::new("mkfs.ext4")
-        .args(["-q", "-F", "-L", "LiveOS", "-d"])
-        .arg(&root)
-        .arg(&ext4)
-        .arg("64M"));
+    mkfs_ext4(&root, &ext4, "64M");
     let out = nodeimg().arg("inspect").arg(&ext4).output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
@@ -374,11 +375,7 @@ fn sigterm_stops_an_inspection_and_leaves_no_scratch_copy() {
         .set_len(3 << 30)
         .unwrap();
     let ext4 = scratch.path().join("root.ext4");
-    run(Command::new("mkfs.ext4")
-        .args(["-q", "-F", "-L", "LiveOS", "-d"])
-        .arg(&root)
-        .arg(&ext4)
-        .arg("64M"));
+    mkfs_ext4(&root, &ext4, "64M");
     let work = scratch.path().join("work");
     fs::create_dir_all(&work).unwrap();
     let mut child = nodeimg()

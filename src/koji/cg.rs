@@ -108,22 +108,20 @@ impl Reservation {
         Ok(Some(r))
     }
 
-    /// Written (0600, then renamed into place, then synced) before the first upload.
+    /// Written (0600) as a partial file and renamed into place once synced, before the
+    /// first upload.
     fn save(&self, outdir: &Path) -> Result<()> {
         use std::io::Write as _;
         use std::os::unix::fs::OpenOptionsExt as _;
-        let path = Self::path(outdir);
-        let partial = outdir.join(format!("{RESERVATION_FILE}.partial"));
-        let mut f = fs::OpenOptions::new()
+        let partial = crate::artifacts::PartialFile::new(&Self::path(outdir), true)?;
+        fs::OpenOptions::new()
             .write(true)
-            .create(true)
-            .truncate(true)
+            .create_new(true)
             .mode(0o600)
-            .open(&partial)
-            .with_context(|| format!("writing {}", partial.display()))?;
-        f.write_all(&serde_json::to_vec_pretty(self)?)?;
-        f.sync_all()?;
-        fs::rename(&partial, &path).with_context(|| format!("writing {}", path.display()))?;
+            .open(partial.path())
+            .and_then(|mut f| f.write_all(&serde_json::to_vec_pretty(self)?))
+            .with_context(|| format!("writing {}", partial.path().display()))?;
+        partial.commit()?;
         fs::File::open(outdir)?.sync_all()?;
         Ok(())
     }

@@ -22,7 +22,6 @@ import sys
 import tarfile
 import tempfile
 import time
-import urllib.request
 
 import koji
 
@@ -396,11 +395,6 @@ class RealKoji:
         for name in ["kojid", "hub", "postgres"]:
             self.stop(name)
         shutil.rmtree(self.root, ignore_errors=True)
-
-
-def fetch(url):
-    with urllib.request.urlopen(url, timeout=30) as r:
-        return r.read()
 
 
 def serve(args):

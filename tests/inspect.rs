@@ -317,6 +317,72 @@ fn a_small_file_that_claims_gigabytes_is_refused_without_reading_it() {
     );
 }
 
+/// Run `nodeimg inspect` with its address space capped at 2 GiB: an allocation sized
+/// by the image then aborts at once instead of paging the machine to death.
+fn inspect_capped(image: &Path) -> std::process::Output {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = nodeimg();
+    cmd.arg("inspect").arg(image);
+    // SAFETY: setrlimit is async-signal-safe; nothing else runs between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_AS, 2 << 30, 2 << 30)
+                .map_err(std::io::Error::from)
+        });
+    }
+    cmd.output().unwrap()
+}
+
+#[test]
+fn long_symlinks_are_followed_and_a_lying_one_is_refused_without_reading_it() {
+    // A directory reached through a symlink longer than 59 bytes: its target is kept in
+    // a data block, not in the inode.
+    let scratch = tempfile::tempdir().unwrap();
+    let root = node_tree(scratch.path());
+    let real = "/usr/share/imgbase-moved-to-a-directory-whose-name-does-not-fit-in-an-inode";
+    fs::rename(
+        root.join("usr/share/imgbase"),
+        root.join(real.trim_start_matches('/')),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink(real, root.join("usr/share/imgbase")).unwrap();
+    let ext4 = scratch.path().join("root.ext4");
+    mkfs_ext4(&root, &ext4, "64M");
+    let out = inspect_capped(&ext4);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("ovirt-node-ng-4.5.6-0.20261125.0"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+
+    // The same link claiming a 1 TiB target (the image passes e2fsck's superblock
+    // checks): ext4-view read such a target whole while resolving the NVR file's path,
+    // and the allocation aborted the process.
+    run(Command::new("debugfs")
+        .args(["-w", "-R", "sif /usr/share/imgbase size 1099511627776"])
+        .arg(&ext4));
+    let out = inspect_capped(&ext4);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(
+            "/usr/share/imgbase: a symlink whose inode claims a 1099511627776-byte target \
+             (at most 4096)"
+        ),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("reading /usr/share/imgbase/build/meta/nvr"),
+        "{stderr}"
+    );
+}
+
 #[test]
 fn package_digests_and_signing_keys_agree_with_rpm() {
     let scratch = tempfile::tempdir().unwrap();

@@ -5,6 +5,7 @@
 //! rpm crate. The report says what imgbased would refuse.
 
 pub mod reader;
+pub mod resolve;
 pub mod rpmdb;
 
 use std::fs::File;
@@ -14,7 +15,7 @@ use std::rc::Rc;
 
 use anyhow::{Context, Result, anyhow, bail, ensure};
 use backhand::{FilesystemReader, InnerNode};
-use ext4_view::{Ext4, Ext4Error, Ext4Read};
+use ext4_view::{Ext4, Ext4Read};
 use serde::Serialize;
 
 use crate::liveimg::ROOTFS_PATH;
@@ -281,7 +282,7 @@ fn inspect_root(
     if rpmdb.is_none() {
         let bdb = ["/usr/share/rpm/Packages", "/var/lib/rpm/Packages"]
             .into_iter()
-            .find(|candidate| fs.exists(*candidate).unwrap_or(false));
+            .find(|candidate| matches!(resolve::resolve(&fs, candidate), Ok(Some(_))));
         problems.push(match bdb {
             Some(found) => format!(
                 "the rpmdb is Berkeley DB ({found}, EL8 or older): nodeimg reads only sqlite rpmdbs (EL9, Fedora 33+)"
@@ -317,22 +318,17 @@ fn inspect_root(
 }
 
 fn read_os_release(fs: &Ext4, problems: &mut Vec<String>) -> Result<Option<OsRelease>> {
-    let symlink_target = match fs.symlink_metadata("/etc/os-release") {
-        // A link target is at most a page (PATH_MAX); ext4-view reads a long one whole.
-        Ok(meta) if meta.is_symlink() && meta.len() > 4096 => bail!(
-            "/etc/os-release: a symlink whose inode claims a {}-byte target (at most 4096): \
-             the image is corrupt",
-            meta.len()
+    let symlink_target = match resolve::lstat(fs, "/etc/os-release")? {
+        Some((link, meta)) if meta.is_symlink() => Some(
+            resolve::read_link_checked(fs, &link, &meta)?
+                .display()
+                .to_string(),
         ),
-        Ok(meta) if meta.is_symlink() => {
-            Some(fs.read_link("/etc/os-release")?.display().to_string())
-        }
-        Ok(_) => None,
-        Err(Ext4Error::NotFound) => {
+        Some(_) => None,
+        None => {
             problems.push("no /etc/os-release".to_owned());
             return Ok(None);
         }
-        Err(err) => return Err(err.into()),
     };
     if symlink_target.is_none() {
         problems.push(
@@ -367,17 +363,19 @@ const RPMDB_MAX: u64 = 4 << 30;
 
 /// Open `path` in the image, None when it is not there; its size must be at most `max`.
 fn open_bounded(fs: &Ext4, path: &str, max: u64) -> Result<Option<ext4_view::File>> {
-    let file = match fs.open(path) {
-        Ok(file) => file,
-        Err(Ext4Error::NotFound) => return Ok(None),
-        Err(err) => return Err(anyhow!("{path}: {err}")),
+    let Some((real, meta)) = resolve::resolve(fs, path)? else {
+        return Ok(None);
     };
-    let len = file.metadata().len();
+    if meta.is_dir() {
+        bail!("{path}: a directory, not a file");
+    }
+    let len = meta.len();
     ensure!(
         len <= max,
         "{path}: its inode claims {len} bytes, more than the {max} such a file can have: the \
          image is corrupt"
     );
+    let file = fs.open(&real).map_err(|err| anyhow!("{path}: {err}"))?;
     Ok(Some(file))
 }
 
@@ -434,11 +432,11 @@ fn copy_out(fs: &Ext4, path: &str, dest: &Path) -> Result<bool> {
 }
 
 fn list_kernels(fs: &Ext4) -> Result<Vec<String>> {
-    let entries = match fs.read_dir("/boot") {
-        Ok(entries) => entries,
-        Err(Ext4Error::NotFound) => return Ok(Vec::new()),
-        Err(err) => return Err(err.into()),
+    let boot = match resolve::resolve(fs, "/boot")? {
+        Some((boot, meta)) if meta.is_dir() => boot,
+        _ => return Ok(Vec::new()),
     };
+    let entries = fs.read_dir(&boot)?;
     let mut kernels = Vec::new();
     for entry in entries {
         let name = entry?.file_name().display().to_string();

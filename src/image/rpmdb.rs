@@ -64,21 +64,49 @@ impl Package {
 pub fn read_packages(db: &Path) -> Result<Vec<Package>> {
     let conn =
         rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE)
-            .with_context(|| format!("opening the rpmdb {}", db.display()))?;
+            .context("sqlite cannot open it")?;
+    // The blob is fetched only when it is of a size a header can have: sqlite would
+    // otherwise allocate whatever the record claims (up to a gigabyte).
     let mut stmt = conn
-        .prepare("SELECT hnum, blob FROM Packages ORDER BY hnum")
+        .prepare(
+            "SELECT hnum, length(blob), CASE WHEN length(blob) <= ?1 THEN blob END \
+             FROM Packages ORDER BY hnum",
+        )
         .context("no readable Packages table: not an rpm sqlite database, or a corrupt one")?;
-    let rows = stmt.query_map([], |row| {
-        Ok((row.get::<_, i64>(0)?, row.get::<_, Vec<u8>>(1)?))
-    })?;
+    let rows = stmt
+        .query_map([MAX_BLOB as i64], |row| {
+            Ok((
+                row.get::<_, i64>(0)?,
+                row.get::<_, Option<i64>>(1)?,
+                row.get::<_, Option<Vec<u8>>>(2)?,
+            ))
+        })
+        .context("reading the Packages table")?;
     let mut packages = Vec::new();
     for row in rows {
-        let (hnum, blob) = row.with_context(|| format!("reading {}", db.display()))?;
+        let (hnum, len, blob) = row.context("reading the Packages table")?;
+        ensure!(
+            packages.len() < MAX_PACKAGES,
+            "more than {MAX_PACKAGES} packages in the Packages table: not a real rpmdb"
+        );
+        let blob = blob.with_context(|| match len {
+            Some(len) => format!(
+                "corrupt rpmdb entry {hnum}: a header blob of {len} bytes (at most {MAX_BLOB})"
+            ),
+            None => format!("corrupt rpmdb entry {hnum}: no header blob"),
+        })?;
         packages.push(parse_blob(&blob).with_context(|| format!("corrupt rpmdb entry {hnum}"))?);
     }
     packages.sort_by_key(Package::nevra);
     Ok(packages)
 }
+
+/// The largest header blob read: rpm allows 256 MiB of data, but the biggest real
+/// headers (kernel-devel, texlive's file lists) are a few MiB; this keeps an
+/// inspection within its memory bound.
+const MAX_BLOB: u64 = 32 << 20;
+/// More packages than any installed system has (a full Fedora workstation: ~3,000).
+const MAX_PACKAGES: usize = 100_000;
 
 /// rpm's own limits on a header (header_internal.h: HEADER_TAGS_MAX, HEADER_DATA_MAX).
 const MAX_ENTRIES: u64 = 0xffff;

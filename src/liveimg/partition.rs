@@ -79,6 +79,9 @@ pub fn read_table(path: &Path) -> Result<Table> {
 pub fn find_root(disk: &Path, wanted: Option<u32>) -> Result<Partition> {
     let table = read_table(disk)?;
     let list = || {
+        if table.partitions.is_empty() {
+            return "no partitions in its table".to_owned();
+        }
         table
             .partitions
             .iter()
@@ -149,7 +152,7 @@ fn holds_os_tree(disk: &Path, offset: u64) -> Result<bool> {
     };
     Ok(["/usr/lib/os-release", "/etc/os-release"]
         .iter()
-        .any(|path| fs.exists(*path).unwrap_or(false)))
+        .any(|path| matches!(crate::image::resolve::resolve(&fs, path), Ok(Some(_)))))
 }
 
 fn read_from(disk: &mut File, len: u64) -> Result<Table> {

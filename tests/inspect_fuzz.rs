@@ -1,12 +1,16 @@
 //! A bounded mutation run of `nodeimg inspect` over real-looking images made here: a
-//! squashfs liveimg, a bare ext4 image and a GPT disk holding it (its CRCs fixed after
-//! each mutation, so the table is read). Every mutant must end with exit 0, 1 or 3 —
-//! no panic, abort or signal — within the time limit, without anything left in the
-//! work directory, and every run's peak memory must stay within the contract.
+//! squashfs liveimg, a bare ext4 image, a GPT disk holding it (its CRCs fixed after
+//! each mutation, so the table is read), an MBR disk holding it in a logical partition
+//! (the EBR chain), and the ext4 image with only its rpmdb's bytes changed (sqlite
+//! pages and rpm header blobs, whose words are big-endian). Every mutant must end with
+//! exit 0, 1 or 3 — no panic, abort or signal — within the time limit, without
+//! anything left in the work directory, and every run's peak memory must stay within
+//! the contract.
 //!
-//! `NODEIMG_FUZZ_CASES` sets the mutants per image kind (default 60, a CI-sized run);
-//! `NODEIMG_FUZZ_SEED` the seed. A failing mutant is written to the work directory's
-//! parent and named in the failure, to be kept as a regression test.
+//! `NODEIMG_FUZZ_CASES` sets the mutants per image kind (default 60, a CI-sized run),
+//! `NODEIMG_FUZZ_SEED` the seed, `NODEIMG_FUZZ_JOBS` the runs at once (default: the
+//! CPUs). A failing mutant is copied beside the work directory and named in the
+//! failure, to be kept as a regression test.
 
 mod common;
 
@@ -15,6 +19,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::disk::{fix_gpt_crcs, gpt_disk_around, mbr_disk, write_at};
 use common::node::{node_tree, nodeimg, pack};
 use common::run;
 
@@ -38,23 +43,24 @@ impl Rng {
     }
 }
 
-/// The 4 KiB blocks of `image` that hold anything: where metadata lives.
-fn used_blocks(image: &[u8]) -> Vec<usize> {
+/// The 4 KiB blocks of `image` that hold anything (where metadata lives), as byte
+/// ranges to mutate.
+fn used_blocks(image: &[u8]) -> Vec<(usize, usize)> {
     image
         .chunks(4096)
         .enumerate()
         .filter(|(_, block)| block.iter().any(|&b| b != 0))
-        .map(|(i, _)| i)
+        .map(|(i, block)| (i * 4096, block.len()))
         .collect()
 }
 
-/// Change 1–8 bytes in used blocks to random values, or a 4-byte aligned word to an
-/// extreme one: sizes, counts and offsets are 32-bit little-endian words in ext4, GPT
-/// and squashfs alike, and their high bytes are where a reader's trust shows.
-fn mutate(image: &mut [u8], used: &[usize], rng: &mut Rng) {
+/// Change 1–8 bytes within `targets` to random values, or a 4-byte aligned word to an
+/// extreme one: sizes, counts and offsets are 32-bit words in ext4, GPT, squashfs,
+/// sqlite and rpm headers alike, and their high bytes are where a reader's trust shows.
+fn mutate(image: &mut [u8], targets: &[(usize, usize)], big_endian: bool, rng: &mut Rng) {
     for _ in 0..1 + rng.below(8) {
-        let block = used[rng.below(used.len() as u64) as usize];
-        let at = (block * 4096 + rng.below(4096) as usize).min(image.len() - 1);
+        let (start, len) = targets[rng.below(targets.len() as u64) as usize];
+        let at = (start + rng.below(len as u64) as usize).min(image.len() - 1);
         match rng.below(6) {
             0 => image[at] = 0xff,
             1 => image[at] = 0x00,
@@ -68,34 +74,16 @@ fn mutate(image: &mut [u8], used: &[usize], rng: &mut Rng) {
                         2 => 0x7fff_ffff,
                         _ => (rng.next() as u32) << 16,
                     };
-                    image[word..word + 4].copy_from_slice(&value.to_le_bytes());
+                    let bytes = if big_endian {
+                        value.to_be_bytes()
+                    } else {
+                        value.to_le_bytes()
+                    };
+                    image[word..word + 4].copy_from_slice(&bytes);
                 }
             }
         }
     }
-}
-
-/// Recompute a GPT's header and entry-array CRCs (512-byte sectors, header at LBA 1).
-fn fix_gpt_crcs(disk: &mut [u8]) {
-    let h = 512;
-    if &disk[h..h + 8] != b"EFI PART" {
-        return;
-    }
-    let le32 = |d: &[u8], at: usize| u32::from_le_bytes(d[at..at + 4].try_into().unwrap());
-    let entries_at = u64::from_le_bytes(disk[h + 72..h + 80].try_into().unwrap());
-    let count = le32(disk, h + 80) as u64;
-    let size = le32(disk, h + 84) as u64;
-    if let Some(start) = entries_at.checked_mul(512)
-        && let Some(end) = count.checked_mul(size).and_then(|n| n.checked_add(start))
-        && end <= disk.len() as u64
-    {
-        let crc = crc32fast::hash(&disk[start as usize..end as usize]);
-        disk[h + 88..h + 92].copy_from_slice(&crc.to_le_bytes());
-    }
-    let header_size = (le32(disk, h + 12) as usize).clamp(92, 512);
-    disk[h + 16..h + 20].fill(0);
-    let crc = crc32fast::hash(&disk[h..h + header_size]);
-    disk[h + 16..h + 20].copy_from_slice(&crc.to_le_bytes());
 }
 
 fn peak_rss_of_children_kib() -> i64 {
@@ -155,50 +143,103 @@ fn inspect_once(image: &Path, work: &Path) -> Option<String> {
     None
 }
 
-fn campaign(name: &str, seed_image: &Path, gpt: bool, dir: &Path, rng: &mut Rng) -> usize {
-    let cases: usize = std::env::var("NODEIMG_FUZZ_CASES")
+/// One image kind of the campaign: a seed image and where in it to mutate.
+struct Kind {
+    name: &'static str,
+    image: PathBuf,
+    targets: Vec<(usize, usize)>,
+    big_endian: bool,
+    gpt: bool,
+}
+
+fn env_number(name: &str, default: u64) -> u64 {
+    std::env::var(name)
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(60);
-    let pristine = fs::read(seed_image).unwrap();
-    let used = used_blocks(&pristine);
-    let work = dir.join("work");
-    fs::create_dir_all(&work).unwrap();
-    let mutant = dir.join(format!("{name}.mutant"));
-    let mut failures = Vec::new();
-    for case in 0..cases {
-        let mut bytes = pristine.clone();
-        mutate(&mut bytes, &used, rng);
-        if gpt {
-            fix_gpt_crcs(&mut bytes);
+        .unwrap_or(default)
+}
+
+/// Inspect `cases` mutants of `kind`, `jobs` at a time; each mutant's bytes come from
+/// its own seed, so a failure is reproducible from the seed and case number alone.
+fn campaign(kind: &Kind, cases: u64, jobs: u64, seed: u64, dir: &Path) -> (u64, Duration) {
+    let pristine = fs::read(&kind.image).unwrap();
+    let started = Instant::now();
+    let failures = std::sync::Mutex::new(Vec::new());
+    std::thread::scope(|scope| {
+        for job in 0..jobs {
+            let (pristine, failures) = (&pristine, &failures);
+            scope.spawn(move || {
+                let work = dir.join(format!("work-{}-{job}", kind.name));
+                fs::create_dir_all(&work).unwrap();
+                let mutant = dir.join(format!("{}-{job}.mutant", kind.name));
+                for case in (job..cases).step_by(jobs as usize) {
+                    let mut rng = Rng((seed ^ case.wrapping_mul(0x9e37_79b9_7f4a_7c15)) | 1);
+                    let mut bytes = pristine.clone();
+                    mutate(&mut bytes, &kind.targets, kind.big_endian, &mut rng);
+                    if kind.gpt {
+                        fix_gpt_crcs(&mut bytes);
+                    }
+                    fs::write(&mutant, &bytes).unwrap();
+                    if let Some(why) = inspect_once(&mutant, &work) {
+                        let kept = dir.join(format!("{}-failing-{case}.img", kind.name));
+                        fs::copy(&mutant, &kept).unwrap();
+                        failures
+                            .lock()
+                            .unwrap()
+                            .push(format!("{}: {why}", kept.display()));
+                    }
+                }
+                fs::remove_file(&mutant).ok();
+            });
         }
-        fs::write(&mutant, &bytes).unwrap();
-        if let Some(why) = inspect_once(&mutant, &work) {
-            let kept = dir.join(format!("{name}-failing-{case}.img"));
-            fs::copy(&mutant, &kept).unwrap();
-            failures.push(format!("{}: {why}", kept.display()));
-        }
-    }
+    });
+    let failures = failures.into_inner().unwrap();
     assert!(
         failures.is_empty(),
-        "{name}: {} of {cases} mutants broke the contract:\n{}",
+        "{}: {} of {cases} mutants broke the contract:\n{}",
+        kind.name,
         failures.len(),
         failures.join("\n")
     );
-    cases
+    (cases, started.elapsed())
+}
+
+/// The blocks of the file `path` in the ext4 `image`, as byte ranges (debugfs's
+/// `blocks` lists them; the block size is the superblock's).
+fn file_blocks(image: &Path, path: &str) -> Vec<(usize, usize)> {
+    let debugfs = |request: &str| {
+        let out = run(Command::new("debugfs").args(["-R", request]).arg(image));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let block_size: usize = debugfs("stats")
+        .lines()
+        .find_map(|line| line.strip_prefix("Block size:"))
+        .expect("debugfs stats names the block size")
+        .trim()
+        .parse()
+        .unwrap();
+    let blocks: Vec<(usize, usize)> = debugfs(&format!("blocks {path}"))
+        .split_whitespace()
+        .map(|block| (block.parse::<usize>().unwrap() * block_size, block_size))
+        .collect();
+    assert!(
+        !blocks.is_empty(),
+        "{path} has no blocks in {}",
+        image.display()
+    );
+    blocks
 }
 
 #[test]
 fn mutated_images_are_inspected_within_bounds() {
-    let seed: u64 = std::env::var("NODEIMG_FUZZ_SEED")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0x6e6f_6465_696d_6721);
-    let mut rng = Rng(seed | 1);
+    let seed = env_number("NODEIMG_FUZZ_SEED", 0x6e6f_6465_696d_6721);
+    let cases = env_number("NODEIMG_FUZZ_CASES", 60);
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get() as u64);
+    let jobs = env_number("NODEIMG_FUZZ_JOBS", cpus).max(1);
     let scratch = tempfile::tempdir().unwrap();
     let s = scratch.path();
 
-    // The seeds: a Node-like tree with an rpmdb written by rpm, three ways.
+    // The seeds: a Node-like tree with an rpmdb written by rpm, five ways.
     let root = node_tree(s);
     let squashfs = s.join("node.liveimg.squashfs");
     pack(&format!("dir:{}", root.display()), &squashfs);
@@ -208,18 +249,19 @@ fn mutated_images_are_inspected_within_bounds() {
         .arg(&root)
         .arg(&ext4)
         .arg("16M"));
-    let disk = s.join("disk.img");
-    run(Command::new("truncate").args(["-s", "20M"]).arg(&disk));
-    run(Command::new("sgdisk")
-        .args(["-q", "-n", "1:2048:+16M", "-t", "1:8300"])
-        .arg(&disk));
-    run(Command::new("dd")
-        .arg(format!("if={}", ext4.display()))
-        .arg(format!("of={}", disk.display()))
-        .args(["bs=1M", "seek=1", "conv=notrunc", "status=none"]));
+    let gpt = s.join("gpt.img");
+    gpt_disk_around(&ext4, &gpt, 20);
+    // 1: FAT, 2: extended holding 5: the root (an EBR before it).
+    let mbr = s.join("mbr.img");
+    mbr_disk(
+        &mbr,
+        20,
+        "label: dos\nstart=2048, size=2048, type=c\nstart=4096, type=5\nstart=6144, size=32768, type=83\n",
+    );
+    write_at(&mbr, 6144 * 512, &ext4);
     let seed_work = s.join("seed-work");
     fs::create_dir_all(&seed_work).unwrap();
-    for image in [&squashfs, &ext4, &disk] {
+    for image in [&squashfs, &ext4, &gpt, &mbr] {
         assert_eq!(
             inspect_once(image, &seed_work),
             None,
@@ -228,15 +270,66 @@ fn mutated_images_are_inspected_within_bounds() {
         );
     }
 
+    let ext4_bytes = fs::read(&ext4).unwrap();
+    // The partition tables, weighted as much as the rest of the disk: sector 0 (and
+    // the GPT header and entries; the MBR's EBR).
+    let with_tables = |image: &Path, tables: &[(usize, usize)]| {
+        let mut targets = used_blocks(&fs::read(image).unwrap());
+        let weight = targets.len() / tables.len().max(1);
+        for _ in 0..weight {
+            targets.extend_from_slice(tables);
+        }
+        targets
+    };
+    let kinds = [
+        Kind {
+            name: "squashfs",
+            targets: used_blocks(&fs::read(&squashfs).unwrap()),
+            image: squashfs,
+            big_endian: false,
+            gpt: false,
+        },
+        Kind {
+            name: "ext4",
+            targets: used_blocks(&ext4_bytes),
+            image: ext4.clone(),
+            big_endian: false,
+            gpt: false,
+        },
+        Kind {
+            name: "rpmdb",
+            targets: file_blocks(&ext4, "/usr/share/rpm/rpmdb.sqlite"),
+            image: ext4,
+            big_endian: true,
+            gpt: false,
+        },
+        Kind {
+            name: "gpt-disk",
+            targets: with_tables(&gpt, &[(0, 512), (512, 92), (1024, 512)]),
+            image: gpt,
+            big_endian: false,
+            gpt: true,
+        },
+        Kind {
+            name: "mbr-disk",
+            targets: with_tables(&mbr, &[(446, 66), (4096 * 512 + 446, 66)]),
+            image: mbr,
+            big_endian: false,
+            gpt: false,
+        },
+    ];
+
     let mut total = 0;
-    total += campaign("squashfs", &squashfs, false, s, &mut rng);
-    total += campaign("ext4", &ext4, false, s, &mut rng);
-    total += campaign("gpt-disk", &disk, true, s, &mut rng);
+    for kind in &kinds {
+        let (n, took) = campaign(kind, cases, jobs, seed, s);
+        eprintln!("{}: {n} mutants in {:.1} s", kind.name, took.as_secs_f64());
+        total += n;
+    }
     let peak = peak_rss_of_children_kib();
     let ended = |i: usize| ENDINGS[i].load(std::sync::atomic::Ordering::Relaxed);
     eprintln!(
-        "{total} mutants (seed {seed:#x}): {} inspected clean, {} refused with an error, {} \
-         with findings; peak RSS of any run {} MiB",
+        "{total} mutants (seed {seed:#x}, {jobs} at a time): {} inspected clean, {} refused \
+         with an error, {} with findings; peak RSS of any run {} MiB",
         ended(0),
         ended(1),
         ended(2),

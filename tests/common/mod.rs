@@ -1,5 +1,6 @@
 //! Helpers shared by the integration tests.
 
+pub mod disk;
 pub mod node;
 pub mod repo;
 

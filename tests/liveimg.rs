@@ -12,6 +12,7 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
+use common::disk::{fix_gpt_crcs, mbr_disk, write_at};
 use common::{interrupt, require_root, run, spawn_until_paused};
 use nodeimg::sys::{LoopDevice, LoopOptions, Mount};
 use serde_json::Value;
@@ -291,13 +292,6 @@ fn ext4_image(path: &Path, tree: &Path, size: u64, label: &str) {
         .arg(format!("{}k", size / 1024)));
 }
 
-/// Copy a filesystem image into a disk image at byte `offset`.
-fn write_at(disk: &Path, offset: u64, image: &Path) {
-    let mut out = fs::OpenOptions::new().write(true).open(disk).unwrap();
-    out.seek(SeekFrom::Start(offset)).unwrap();
-    std::io::copy(&mut fs::File::open(image).unwrap(), &mut out).unwrap();
-}
-
 /// A GPT disk: partitions of (MiB, sgdisk type code, name), from sector 2048 on.
 /// Returns the byte offset of each partition.
 fn gpt_disk(path: &Path, parts: &[(u64, &str, &str)]) -> Vec<u64> {
@@ -320,24 +314,6 @@ fn gpt_disk(path: &Path, parts: &[(u64, &str, &str)]) -> Vec<u64> {
     }
     run(cmd.arg(path));
     offsets
-}
-
-/// An MBR disk from an sfdisk script.
-fn mbr_disk(path: &Path, mib: u64, script: &str) {
-    fs::File::create(path).unwrap().set_len(mib * MIB).unwrap();
-    let mut child = Command::new("sfdisk")
-        .args(["--quiet", "--no-reread", "--no-tell-kernel"])
-        .arg(path)
-        .stdin(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(script.as_bytes())
-        .unwrap();
-    assert!(child.wait().unwrap().success());
 }
 
 /// Invert one byte of a file in place.
@@ -655,6 +631,36 @@ fn broken_inputs_fail_clearly_and_leave_nothing() {
     s.pack_fails(
         &format!("disk:{}", disk.display()),
         "GPT partition entries checksum mismatch",
+    );
+
+    // A GPT whose header (checksums fixed) claims 2^32-1 entries of 4 KiB: a 16 TiB
+    // array was read into memory before anything was checked.
+    let disk = s.path("huge-array.raw");
+    gpt_disk(&disk, &[(16, "8300", "root")]);
+    let mut bytes = fs::read(&disk).unwrap();
+    bytes[512 + 80..512 + 84].copy_from_slice(&u32::MAX.to_le_bytes());
+    bytes[512 + 84..512 + 88].copy_from_slice(&4096u32.to_le_bytes());
+    fix_gpt_crcs(&mut bytes);
+    fs::write(&disk, &bytes).unwrap();
+    s.pack_fails(
+        &format!("disk:{}", disk.display()),
+        "GPT declares 4294967295 entries of 4096 bytes",
+    );
+
+    // An entry whose first LBA is 2^55 + 6144 (checksums fixed): first_lba * 512
+    // wrapped to 3 MiB, and the partition was read from there instead of refused.
+    let disk = s.path("wrapping-lba.raw");
+    let offsets = gpt_disk(&disk, &[(16, "8300", "root")]);
+    write_at(&disk, offsets[0], &s.path("root.ext4"));
+    let mut bytes = fs::read(&disk).unwrap();
+    let first_lba = (1u64 << 55) + 6144;
+    bytes[1024 + 32..1024 + 40].copy_from_slice(&first_lba.to_le_bytes());
+    bytes[1024 + 40..1024 + 48].copy_from_slice(&(first_lba + 32767).to_le_bytes());
+    fix_gpt_crcs(&mut bytes);
+    fs::write(&disk, &bytes).unwrap();
+    s.pack_fails(
+        &format!("disk:{}", disk.display()),
+        &format!("GPT partition 1 (LBA {first_lba} to"),
     );
 
     // A partition that runs past the end of a truncated disk.

@@ -337,7 +337,40 @@ fn bad_input_is_refused_by_name_and_leaves_nothing() {
     let bare = scratch.path().join("bare.liveimg.squashfs");
     pack(&format!("dir:{}", bare_tree.display()), &bare);
 
+    // A liveimg whose rootfs.img has a symlink claiming a 1 TiB target on the way to
+    // the NVR file: `rpm update` inspects first, within the same bounds.
+    let hostile = {
+        let dir = scratch.path().join("hostile");
+        fs::create_dir_all(&dir).unwrap();
+        let root = node_tree(&dir);
+        let moved = "usr/share/imgbase-moved-to-a-directory-whose-name-does-not-fit-in-an-inode";
+        fs::rename(root.join("usr/share/imgbase"), root.join(moved)).unwrap();
+        std::os::unix::fs::symlink(format!("/{moved}"), root.join("usr/share/imgbase")).unwrap();
+        let live = dir.join("live/LiveOS");
+        fs::create_dir_all(&live).unwrap();
+        let rootfs = live.join("rootfs.img");
+        run(Command::new("mkfs.ext4")
+            .args(["-q", "-F", "-L", "LiveOS", "-d"])
+            .arg(&root)
+            .arg(&rootfs)
+            .arg("32M"));
+        run(Command::new("debugfs")
+            .args(["-w", "-R", "sif /usr/share/imgbase size 1099511627776"])
+            .arg(&rootfs));
+        let squashfs = dir.join("hostile.liveimg.squashfs");
+        run(Command::new("mksquashfs")
+            .arg(dir.join("live"))
+            .arg(&squashfs)
+            .args(["-noappend", "-quiet", "-no-progress"]));
+        squashfs
+    };
+
     let cases: Vec<(PathBuf, Vec<&str>, &str)> = vec![
+        (
+            hostile,
+            vec![],
+            "/usr/share/imgbase: a symlink whose inode claims a 1099511627776-byte target",
+        ),
         (
             image.clone(),
             vec!["--version", "4.5-6", "--release", "1"],

@@ -10,7 +10,7 @@ use std::fs;
 use std::io::{Seek, SeekFrom, Write};
 use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
 use common::disk::{fix_gpt_crcs, mbr_disk, write_at};
 use common::{interrupt, require_root, run, spawn_until_paused};

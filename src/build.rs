@@ -236,6 +236,29 @@ fn lmc_mode(installer: Installer, options: &BuildOptions) -> LmcMode {
     }
 }
 
+/// The `nodeimg check` that applies the rules this build applied.
+fn check_command(options: &BuildOptions, lmc: LmcMode) -> String {
+    use clap::ValueEnum;
+    let name = |value: Option<clap::builder::PossibleValue>| {
+        value.map(|v| v.get_name().to_owned()).unwrap_or_default()
+    };
+    let mut args: Vec<std::ffi::OsString> = vec!["check".into()];
+    if options.policy != check::Policy::Generic {
+        args.extend([
+            "--policy".into(),
+            name(options.policy.to_possible_value()).into(),
+        ]);
+    }
+    if lmc != LmcMode::NoVirt {
+        args.extend(["--lmc".into(), name(lmc.to_possible_value()).into()]);
+    }
+    if let Some(version) = options.ks_version {
+        args.extend(["--ks-version".into(), version.to_string().into()]);
+    }
+    args.push(options.kickstart.clone().into_os_string());
+    crate::sys::cmd::display_cmdline("nodeimg".as_ref(), &args)
+}
+
 fn run(options: &BuildOptions, started_at: u64) -> Result<BuildRecord> {
     let stage_dir = tempfile::Builder::new()
         .prefix(".nodeimg-build-")
@@ -261,10 +284,10 @@ fn run(options: &BuildOptions, started_at: u64) -> Result<BuildRecord> {
         }
         if report.errors > 0 {
             bail!(
-                "{}: {} error(s) in the kickstart (listed above; `nodeimg check {}` shows them again); nothing was installed",
+                "{}: {} error(s) in the kickstart (listed above; `{}` shows them again); nothing was installed",
                 options.kickstart.display(),
                 report.errors,
-                options.kickstart.display()
+                check_command(options, lmc)
             );
         }
         let detail = format!("{} syntax, {} warning(s)", report.version.version, report.warnings);

@@ -813,6 +813,7 @@ fn flatten_cmd(args: FlattenArgs) -> Result<ExitCode> {
 fn rpm_update_cmd(args: RpmUpdateArgs) -> Result<ExitCode> {
     let package = args.update.resolve()?.package()?;
     let info = writer::BuildInfo::from_env(args.build_host.as_deref())?;
+    create_output_dir(&args.output)?;
     let written = writer::write(&package, &info, &args.output, args.force)?;
     print_written(&written, args.format)
 }
@@ -820,8 +821,16 @@ fn rpm_update_cmd(args: RpmUpdateArgs) -> Result<ExitCode> {
 fn rpm_placeholder_cmd(args: RpmPlaceholderArgs) -> Result<ExitCode> {
     let package = update::placeholder(&args.version, &args.release)?;
     let info = writer::BuildInfo::from_env(args.build_host.as_deref())?;
+    create_output_dir(&args.output)?;
     let written = writer::write(&package, &info, &args.output, args.force)?;
     print_written(&written, args.format)
+}
+
+/// OUTDIR is made when missing, as `nodeimg build -o` makes it; once the inputs are
+/// known to be good, so a refused run leaves nothing new behind.
+fn create_output_dir(dir: &std::path::Path) -> Result<()> {
+    std::fs::create_dir_all(dir)
+        .map_err(|e| anyhow::anyhow!("creating the output directory {}: {e}", dir.display()))
 }
 
 fn print_written(written: &writer::Written, format: ReportFormat) -> Result<ExitCode> {
@@ -839,9 +848,7 @@ fn print_written(written: &writer::Written, format: ReportFormat) -> Result<Exit
 
 fn rpm_spec_cmd(args: RpmSpecArgs) -> Result<ExitCode> {
     let spec = args.update.resolve()?.spec()?;
-    // As `rpm update` does: OUTDIR is made when missing.
-    std::fs::create_dir_all(&args.output)
-        .map_err(|e| anyhow::anyhow!("creating {}: {e}", args.output.display()))?;
+    create_output_dir(&args.output)?;
     let target = args.output.join(format!("{}.spec", update::UPDATE_NAME));
     let partial = crate::artifacts::PartialFile::new(&target, args.force)?;
     std::fs::write(partial.path(), spec)

@@ -35,10 +35,16 @@ pub fn init(verbosity: i8, format: LogFormat) {
         1 => LevelFilter::DEBUG,
         _ => LevelFilter::TRACE,
     };
-    let stderr_filter = EnvFilter::builder()
+    let mut stderr_filter = EnvFilter::builder()
         .with_default_directive(level.into())
         .with_env_var(LOG_ENV)
         .from_env_lossy();
+    if std::env::var_os(LOG_ENV).is_none() && verbosity < 1 {
+        // backhand reports each table it reads at info level: noise at nodeimg's
+        // default level, shown with -v.
+        stderr_filter =
+            stderr_filter.add_directive("backhand=warn".parse().expect("a valid directive"));
+    }
     let stderr_layer = match format {
         LogFormat::Text => fmt::layer()
             .with_writer(io::stderr)
@@ -56,7 +62,11 @@ pub fn init(verbosity: i8, format: LogFormat) {
         .with_writer(BuildLogWriter)
         .with_ansi(false)
         .with_target(false)
-        .with_filter(LevelFilter::DEBUG);
+        .with_filter(
+            tracing_subscriber::filter::Targets::new()
+                .with_default(LevelFilter::DEBUG)
+                .with_target("backhand", LevelFilter::WARN),
+        );
     // A second init (tests that call it twice) keeps the first subscriber.
     let _ = tracing_subscriber::registry()
         .with(stderr_layer.with_filter(stderr_filter))

@@ -193,6 +193,54 @@ fn a_kickstart_with_errors_never_starts_the_build() {
 }
 
 #[test]
+fn the_check_a_failed_build_suggests_finds_the_same_errors() {
+    // Only the Node policy (the build's default) refuses this kickstart: a plain
+    // `nodeimg check FILE` (generic policy) passes it.
+    let scratch = tempfile::tempdir().unwrap();
+    let ks = scratch.path().join("unlocked.ks");
+    fs::write(
+        &ks,
+        fs::read_to_string(NODE_KS)
+            .unwrap()
+            .replace("user --name=node --lock", "user --name=node"),
+    )
+    .unwrap();
+    let plain = nodeimg().arg("check").arg(&ks).output().unwrap();
+    assert_eq!(plain.status.code(), Some(0), "{plain:?}");
+
+    let done = nodeimg()
+        .args(["build"])
+        .arg(&ks)
+        .args(["--from-result", "dir:/nonexistent", "-o"])
+        .arg(scratch.path().join("out"))
+        .output()
+        .unwrap();
+    assert_eq!(done.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&done.stderr);
+    let suggested = stderr
+        .split('`')
+        .nth(1)
+        .unwrap_or_else(|| panic!("no command suggested: {stderr}"));
+    assert!(
+        suggested.starts_with("nodeimg check --policy node"),
+        "{suggested}"
+    );
+    let words: Vec<&str> = suggested.split_whitespace().collect();
+    let again = nodeimg().args(&words[1..]).output().unwrap();
+    let shown = String::from_utf8_lossy(&again.stdout);
+    // 3: the kickstart has errors (1 would be a failure to read it).
+    assert_eq!(again.status.code(), Some(3), "{suggested}: {shown}");
+    assert!(
+        shown.contains("the Node has a locked user node: user --name=node --lock"),
+        "{suggested}: {shown}"
+    );
+    assert!(
+        stderr.contains("the Node has a locked user node"),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn without_an_installer_the_build_says_what_to_install() {
     let scratch = tempfile::tempdir().unwrap();
     let out = scratch.path().join("out");

@@ -430,6 +430,42 @@ fn bad_input_is_refused_by_name_and_leaves_nothing() {
 }
 
 #[test]
+fn every_rpm_subcommand_creates_its_output_directory() {
+    // As `nodeimg build -o` does; they refused a missing directory.
+    let scratch = tempfile::tempdir().unwrap();
+    let image = node_image(scratch.path());
+    let made = |args: &[&str], dir: &Path| {
+        let done = nodeimg().args(args).arg("-o").arg(dir).output().unwrap();
+        assert!(
+            done.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&done.stderr)
+        );
+        assert_eq!(fs::read_dir(dir).unwrap().count(), 1, "{args:?}");
+    };
+    let image_arg = image.to_str().unwrap();
+    made(
+        &["rpm", "update", "--image", image_arg],
+        &scratch.path().join("new/update"),
+    );
+    made(
+        &["rpm", "spec", "--image", image_arg],
+        &scratch.path().join("new/spec"),
+    );
+    made(
+        &[
+            "rpm",
+            "placeholder",
+            "--version",
+            "4.5.6",
+            "--release",
+            "1.el9",
+        ],
+        &scratch.path().join("new/placeholder"),
+    );
+}
+
+#[test]
 fn the_placeholder_is_an_empty_noarch_package() {
     let scratch = tempfile::tempdir().unwrap();
     let rpm = placeholder_rpm(scratch.path());

@@ -87,6 +87,9 @@ impl Request {
             });
         }
         specs.extend(packages.packages.iter().cloned());
+        // `@core` in %packages as well as the implicit one: dnf needs it once.
+        let mut seen = std::collections::HashSet::new();
+        specs.retain(|spec| seen.insert(spec.clone()));
         for word in specs.iter().chain(&packages.excluded_packages) {
             if word.starts_with('-') || word.contains(['\n', '\r', '\0']) {
                 bail!("%packages: `{word}` is not a package, group or exclude dnf can take");

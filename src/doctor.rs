@@ -242,6 +242,131 @@ pub struct Report {
     pub checks: Vec<Check>,
     /// What stops a default `nodeimg build` on this host; empty when it can run.
     pub problems: Vec<String>,
+    /// The README's two commands: whether this host runs them, and why not.
+    pub readme: Vec<ReadmeCommand>,
+}
+
+/// One of the README's two commands, judged on this host.
+#[derive(Debug, Serialize)]
+pub struct ReadmeCommand {
+    pub command: &'static str,
+    pub what: &'static str,
+    pub verdict: Verdict,
+    /// Programs it needs that are not here; `scripts/setup.sh` installs them.
+    pub missing: Vec<String>,
+    /// What set-up cannot fix: not root, no loop devices, no package manager.
+    pub blockers: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Verdict {
+    /// Everything is here.
+    Ready,
+    /// `scripts/setup.sh` (part of the command) installs what is missing.
+    AfterSetup,
+    /// It cannot run on this host.
+    Blocked,
+}
+
+/// The README's main job (offline) and test command, with what each needs beyond
+/// the tools of a default build.
+const README_COMMANDS: [(&str, &str, &[&str]); 2] = [
+    (
+        "scripts/setup.sh && examples/offline/run.sh",
+        "the main job: build, inspect and upgrade the offline Node into out/",
+        &[
+            "cargo",
+            "busybox",
+            "unshare",
+            "createrepo_c",
+            "rpmbuild",
+            "dnf",
+        ],
+    ),
+    (
+        "scripts/setup.sh && scripts/test.sh",
+        "the tests: formatting, lints, Rust and Python tests, a real koji",
+        &[
+            "cargo",
+            "busybox",
+            "unshare",
+            "createrepo_c",
+            "rpmbuild",
+            "dnf",
+            "python3",
+            "gpg",
+            "sgdisk",
+            "sfdisk",
+            "debugfs",
+            "qemu-img",
+            // PostgreSQL for the real kojihub: Debian's wrapper, or initdb on PATH.
+            "pg_ctlcluster|initdb",
+        ],
+    ),
+];
+
+/// Judge the README's commands from the tools and host checks already examined.
+fn judge_readme(tools: &[ToolReport], checks: &[Check]) -> Vec<ReadmeCommand> {
+    let found = |name: &str| {
+        tools.iter().any(|t| t.name == name && t.found)
+            || crate::sys::cmd::which(name).is_some()
+            || SBIN_DIRS
+                .iter()
+                .chain(&["/root/.cargo/bin"])
+                .any(|dir| Path::new(dir).join(name).is_file())
+    };
+    let package_manager = found("apt-get") || found("dnf");
+    let mut base_missing: Vec<String> = tools
+        .iter()
+        .filter(|t| t.need == Need::Build && !t.found)
+        .map(|t| t.name.to_owned())
+        .collect();
+    base_missing.sort();
+    let mut blockers: Vec<String> = checks
+        .iter()
+        .filter(|c| c.status == Status::Error && c.name != "workdir")
+        .map(|c| format!("{}: {}", c.name, c.detail))
+        .collect();
+    if let Some(workdir) = checks
+        .iter()
+        .find(|c| c.name == "workdir" && c.status == Status::Error)
+    {
+        blockers.push(format!("workdir: {}", workdir.detail));
+    }
+    README_COMMANDS
+        .iter()
+        .map(|(command, what, needs)| {
+            let mut missing = base_missing.clone();
+            missing.extend(
+                needs
+                    .iter()
+                    .filter(|n| !n.split('|').any(found))
+                    .map(|n| n.split('|').next().unwrap_or(n).to_owned()),
+            );
+            missing.sort();
+            missing.dedup();
+            let mut blockers = blockers.clone();
+            if !missing.is_empty() && !package_manager {
+                blockers.push(
+                    "neither apt-get nor dnf is here: scripts/setup.sh cannot install what is missing"
+                        .to_owned(),
+                );
+            }
+            let verdict = match (blockers.is_empty(), missing.is_empty()) {
+                (false, _) => Verdict::Blocked,
+                (true, false) => Verdict::AfterSetup,
+                (true, true) => Verdict::Ready,
+            };
+            ReadmeCommand {
+                command,
+                what,
+                verdict,
+                missing,
+                blockers,
+            }
+        })
+        .collect()
 }
 
 impl Report {
@@ -278,12 +403,14 @@ pub fn examine(workdir: &Path) -> Result<Report> {
     for check in checks.iter().filter(|c| c.status == Status::Error) {
         problems.push(format!("{}: {}", check.name, check.detail));
     }
+    let readme = judge_readme(&tools, &checks);
     Ok(Report {
         nodeimg_version: env!("CARGO_PKG_VERSION"),
         workdir: workdir.to_owned(),
         tools,
         checks,
         problems,
+        readme,
     })
 }
 
@@ -552,6 +679,18 @@ pub fn render_text(report: &Report) -> String {
         for problem in &report.problems {
             let _ = writeln!(out, "  - {problem}");
         }
+    }
+    let _ = writeln!(out, "\nThe README's commands");
+    for readme in &report.readme {
+        let verdict = match readme.verdict {
+            Verdict::Ready => "runs on this host".to_owned(),
+            Verdict::AfterSetup => format!(
+                "runs once scripts/setup.sh (its first step) installs {}",
+                readme.missing.join(", ")
+            ),
+            Verdict::Blocked => format!("cannot run here: {}", readme.blockers.join("; ")),
+        };
+        let _ = writeln!(out, "  {}\n    {}: {verdict}", readme.command, readme.what);
     }
     out
 }

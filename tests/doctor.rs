@@ -311,3 +311,87 @@ fn leftovers(dir: &Path) -> Vec<String> {
         )
         .collect()
 }
+
+/// The README's two commands, judged: ready here (the suite runs after set-up, as
+/// root), waiting for set-up when tools are missing but a package manager is here, and
+/// blocked without root.
+#[test]
+fn doctor_says_which_readme_commands_this_host_runs() {
+    require_root();
+    let verdicts = |report: &Value| -> Vec<(String, String)> {
+        report["readme"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| {
+                (
+                    c["command"].as_str().unwrap().to_owned(),
+                    c["verdict"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect()
+    };
+    let (_, report) = doctor_json(&mut nodeimg());
+    assert_eq!(
+        verdicts(&report),
+        [
+            (
+                "scripts/setup.sh && examples/offline/run.sh".to_owned(),
+                "ready".to_owned()
+            ),
+            (
+                "scripts/setup.sh && scripts/test.sh".to_owned(),
+                "ready".to_owned()
+            ),
+        ],
+        "{report:#}"
+    );
+
+    // A PATH with only a package manager on it: createrepo_c (in /usr/bin) is then
+    // missing, and set-up would install it.
+    let scratch = tempfile::tempdir().unwrap();
+    let apt = scratch.path().join("apt-get");
+    std::fs::write(&apt, "#!/bin/sh\nexit 0\n").unwrap();
+    std::fs::set_permissions(&apt, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let (_, report) = doctor_json(nodeimg().env("PATH", scratch.path()));
+    for command in report["readme"].as_array().unwrap() {
+        assert_eq!(command["verdict"], "after-setup", "{command:#}");
+        let missing: Vec<&str> = command["missing"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m.as_str().unwrap())
+            .collect();
+        assert!(missing.contains(&"createrepo_c"), "{command:#}");
+    }
+    // And with no package manager either, nothing can install them.
+    let empty = tempfile::tempdir().unwrap();
+    let (_, report) = doctor_json(nodeimg().env("PATH", empty.path()));
+    for command in report["readme"].as_array().unwrap() {
+        assert_eq!(command["verdict"], "blocked", "{command:#}");
+        assert!(
+            command["blockers"][0]
+                .as_str()
+                .unwrap()
+                .contains("neither apt-get nor dnf"),
+            "{command:#}"
+        );
+    }
+
+    // Without root nothing of either runs.
+    let (_, report) = doctor_json(
+        Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+            .arg(env!("CARGO_BIN_EXE_nodeimg")),
+    );
+    for command in report["readme"].as_array().unwrap() {
+        assert_eq!(command["verdict"], "blocked", "{command:#}");
+        assert!(
+            command["blockers"][0]
+                .as_str()
+                .unwrap()
+                .starts_with("root: not running as root"),
+            "{command:#}"
+        );
+    }
+}

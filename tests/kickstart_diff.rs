@@ -322,7 +322,10 @@ struct Verdict {
 }
 
 fn ksvalidator(path: &Path) -> Verdict {
+    // ksvalidator leaves its preprocessed copy (mkstemp "-ks.cfg") behind on failure.
+    let tmp = tempfile::tempdir().unwrap();
     let out = Command::new(KSVALIDATOR)
+        .env("TMPDIR", tmp.path())
         .args(["-v", "RHEL9"])
         .arg(path)
         .output()

@@ -140,12 +140,18 @@ const APPLETS: &str =
 pub fn repos() -> &'static Repos {
     static REPOS: OnceLock<Repos> = OnceLock::new();
     REPOS.get_or_init(|| {
-        // Kept for the test binary's life: every test reads it.
-        let dir = tempfile::Builder::new()
-            .prefix("nodeimg-test-repo-")
-            .tempdir()
-            .unwrap()
-            .keep();
+        // Kept for the test binary's life (every test reads it), under target/tmp and
+        // named after the binary: the next run of the same binary replaces it, so
+        // nothing accumulates in /tmp.
+        let binary = std::env::current_exe().unwrap();
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
+            "nodeimg-test-repo-{}",
+            binary.file_stem().unwrap().to_string_lossy()
+        ));
+        if dir.exists() {
+            fs::remove_dir_all(&dir).unwrap();
+        }
+        fs::create_dir_all(&dir).unwrap();
         make(&dir)
     })
 }

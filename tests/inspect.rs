@@ -294,6 +294,67 @@ fn unreadable_images_fail_clearly() {
 }
 
 #[test]
+fn errors_name_the_image_and_what_is_wrong_in_it() {
+    let scratch = tempfile::tempdir().unwrap();
+    let work = scratch.path().join("work");
+    fs::create_dir_all(&work).unwrap();
+    let fails = |image: &Path| {
+        let out = nodeimg()
+            .env("NODEIMG_WORKDIR", &work)
+            .arg("inspect")
+            .arg(image)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1));
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+
+    // An rpmdb that is not a database: the error named the deleted scratch copy and
+    // said only "has no Packages table".
+    let root = node_tree(scratch.path());
+    fs::write(
+        root.join("usr/share/rpm/rpmdb.sqlite"),
+        b"SQLite format 3\0".repeat(512),
+    )
+    .unwrap();
+    let ext4 = scratch.path().join("root.ext4");
+    mkfs_ext4(&root, &ext4, "64M");
+    let err = fails(&ext4);
+    assert!(
+        err.contains(&format!(
+            "{}: the rpmdb /usr/share/rpm/rpmdb.sqlite",
+            ext4.display()
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains("not an rpm sqlite database, or a corrupt one"),
+        "{err}"
+    );
+    assert!(
+        err.contains("file is not a database") || err.contains("malformed"),
+        "sqlite's own reason: {err}"
+    );
+    assert!(!err.contains(&work.display().to_string()), "{err}");
+    assert!(!err.contains("nodeimg-inspect"), "{err}");
+
+    // A disk whose MBR lists no partitions (a hybrid ISO's, say): the error listed
+    // "it has: " and nothing.
+    let disk = scratch.path().join("empty-table.img");
+    fs::File::create(&disk).unwrap().set_len(4 * MIB).unwrap();
+    let mut bytes = fs::read(&disk).unwrap();
+    bytes[510] = 0x55;
+    bytes[511] = 0xAA;
+    fs::write(&disk, bytes).unwrap();
+    let err = fails(&disk);
+    assert!(
+        err.contains("holds ext4; it has: no partitions in its table"),
+        "{err}"
+    );
+    assert_eq!(fs::read_dir(&work).unwrap().count(), 0);
+}
+
+#[test]
 fn a_small_file_that_claims_gigabytes_is_refused_without_reading_it() {
     // The image is fine for e2fsck: the NVR file is a 2 GiB hole. It was read whole
     // into memory (16 GiB peak, 65 s) and printed as the NVR.

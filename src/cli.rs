@@ -761,7 +761,8 @@ fn check_cmd(args: CheckArgs) -> Result<ExitCode> {
         if let Some(unreadable) = report
             .findings
             .iter()
-            .find(|f| f.rule == Rule::Unreadable && f.origin.is_none())
+            // The top file itself (an include that cannot be read is named at its line).
+            .find(|f| f.rule == Rule::Unreadable && f.origin.as_ref().is_some_and(|o| o.line == 0))
         {
             anyhow::bail!("{}", unreadable.message);
         }

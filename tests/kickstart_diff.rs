@@ -307,11 +307,40 @@ fn corpus() -> Vec<(String, String)> {
             "part / --size=5120 --fstype=ext4 --fsoptions=discard",
         ),
         ("tabs-and-crlf", "lang en\n", "lang\ten\r\n"),
+        // Python's str.splitlines() breaks: the line numbers after them, and the break
+        // kept in the line for shlex (an unknown `zerombr\f`, an `%end\f` that ends
+        // nothing).
+        ("form-feed-break", "zerombr\n", "zerombr\x0c"),
+        ("vertical-tab-break", "zerombr\n", "zerombr\x0b"),
+        ("file-separator-break", "zerombr\n", "zerombr\x1c"),
+        ("next-line-break", "zerombr\n", "zerombr\u{85}"),
+        ("line-separator-break", "zerombr\n", "zerombr\u{2028}"),
+        ("paragraph-separator-break", "zerombr\n", "zerombr\u{2029}"),
+        (
+            "form-feed-after-end",
+            "%packages\n%end\n",
+            "%packages\n%end\x0c",
+        ),
+        (
+            "cr-before-bad-option",
+            "zerombr\n",
+            "zerombr\rselinux --bogus\r",
+        ),
+        ("separators-only-line", "zerombr\n", "zerombr\n\x1c\x1d \n"),
     ];
     for (name, from, to) in change {
         assert!(MINIMAL.contains(from), "{name}");
         out.push((name.to_string(), MINIMAL.replacen(from, to, 1)));
     }
+    out.push(("cr-only".into(), MINIMAL.replace('\n', "\r")));
+    out.push(("crlf-only".into(), MINIMAL.replace('\n', "\r\n")));
+    out.push((
+        "cr-only-bad-option".into(),
+        format!("{MINIMAL}selinux --bogus\n").replace('\n', "\r"),
+    ));
+    out.push(("empty".into(), String::new()));
+    out.push(("whitespace-only".into(), " \n\t\r\n\x0b\x0c\n".into()));
+    out.push(("comment-only".into(), "# nothing\n".into()));
     out
 }
 
@@ -413,6 +442,35 @@ fn nodeimg_and_ksvalidator_agree() {
     assert!(
         rejected >= 40 && rejected <= corpus.len() - 8,
         "{rejected} rejected"
+    );
+}
+
+/// Bytes that are not UTF-8: pykickstart rejects the whole file; nodeimg says so once,
+/// at the line of the first bad byte, and nothing else.
+#[test]
+fn a_file_that_is_not_utf8_is_one_error_at_its_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("latin1.ks");
+    let mut bytes = MINIMAL.replace("zerombr\n", "zerombr\x0c").into_bytes();
+    bytes.extend_from_slice(b"user --name=a --gecos=\"Jos\xe9\"\n");
+    std::fs::write(&path, &bytes).unwrap();
+    let theirs = ksvalidator(&path);
+    assert!(!theirs.accepted, "{}", theirs.text);
+    let out = Command::new(env!("CARGO_BIN_EXE_nodeimg"))
+        .args(["check", "--format", "json", "--lmc", "off"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let findings = report["findings"].as_array().unwrap();
+    assert_eq!(findings.len(), 1, "{report:#}");
+    assert_eq!(findings[0]["rule"], "not-utf8", "{report:#}");
+    // Line 4 ends with a form feed instead of a newline: the bad byte is on line 14
+    // by Python's count, as it would be by a newline count.
+    assert_eq!(findings[0]["origin"]["line"], 14, "{report:#}");
+    assert!(
+        findings[0]["message"].as_str().unwrap().contains("(0xe9)"),
+        "{report:#}"
     );
 }
 

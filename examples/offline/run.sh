@@ -16,7 +16,7 @@ work=$(mktemp -d /var/tmp/nodeimg-offline.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 
 echo "==> building nodeimg and the repository maker (cargo --release)"
-cargo build --release --locked --quiet --bin nodeimg --example offline-repo
+cargo build --release --locked --bin nodeimg --example offline-repo
 nodeimg=$PWD/target/release/nodeimg
 
 echo "==> the offline repository: packages from this host's files, and two placeholders"

@@ -11,6 +11,7 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::rc::Rc;
 
 use serde::Serialize;
 
@@ -95,16 +96,27 @@ pub fn check(path: &Path, version: Option<Version>, policy: Policy, lmc: LmcMode
         parsed: Vec::new(),
     };
     let model = super::model::build(&ks, version);
-    checker.syntax(&ks);
-    checker.traps(&ks);
-    checker.unattended(&ks);
-    if lmc != LmcMode::Off {
-        checker.livemedia(&ks, lmc);
-    }
-    if policy == Policy::Node {
-        checker.node(&ks);
+    // When pykickstart reads nothing, neither does the rest of the check: a missing
+    // time zone is no news about an empty or undecodable file.
+    if !source.fatal {
+        checker.syntax(&ks);
+        checker.traps(&ks);
+        checker.unattended(&ks);
+        if lmc != LmcMode::Off {
+            checker.livemedia(&ks, lmc);
+        }
+        if policy == Policy::Node {
+            checker.node(&ks);
+        }
     }
     let mut findings = checker.findings;
+    // Every finding names a file: those about the kickstart as a whole name the top one.
+    let top = Rc::new(path.to_owned());
+    for finding in &mut findings {
+        if finding.origin.is_none() {
+            finding.origin = Some(Origin::new(Rc::clone(&top), 0));
+        }
+    }
     // In reading order: by file, then line; a file's own findings after its lines.
     let position = |f: &Finding| match &f.origin {
         Some(o) => (

@@ -69,6 +69,7 @@ pub enum Rule {
     // How pykickstart reads the file.
     Unreadable,
     NotUtf8,
+    EmptyFile,
     Syntax,
     MissingInclude,
     IncludeCycle,

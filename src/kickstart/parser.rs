@@ -101,9 +101,19 @@ impl Kickstart {
     }
 }
 
+/// pykickstart's `_isBlankOrComment`: Python whitespace only, or a `#` after it.
 fn blank_or_comment(text: &str) -> bool {
-    let trimmed = text.trim_start();
+    let trimmed = text.trim_start_matches(super::source::py_isspace);
     trimmed.is_empty() || trimmed.starts_with('#')
+}
+
+/// The first word of a line as `shlex.split` cuts it (space, tab, `\r`, `\n`):
+/// enough to tell `%end` and section headers from the rest.
+fn first_shlex_word(text: &str) -> &str {
+    text.trim_start_matches(super::source::py_isspace)
+        .split([' ', '\t', '\r', '\n'])
+        .next()
+        .unwrap_or("")
 }
 
 /// Split a line, turning what pykickstart would stop on (or silently mangle) into
@@ -236,9 +246,8 @@ fn read_section(
             continue;
         }
         last_origin = line.origin.clone();
-        let trimmed = line.text.trim_start();
-        if trimmed.starts_with('%') {
-            let first = trimmed.split_whitespace().next().unwrap_or("");
+        let first = first_shlex_word(&line.text);
+        if first.starts_with('%') {
             if first == "%end" {
                 section.end = Some(line.origin.clone());
                 check_heredoc(&section, findings);

@@ -47,6 +47,60 @@ pub struct Source {
     pub findings: Vec<Finding>,
     /// Every file read, the top one first.
     pub files: Vec<Rc<PathBuf>>,
+    /// pykickstart reads nothing of this kickstart (the top file is unreadable or
+    /// empty, or a file is not UTF-8): the findings above are all there is to say.
+    pub fatal: bool,
+}
+
+/// Lines as Python's `str.splitlines()` splits them, which is how pykickstart reads a
+/// kickstart: at `\n`, `\r`, `\r\n`, `\v`, `\f`, `\x1c`–`\x1e`, U+0085, U+2028 and
+/// U+2029. No empty line follows a final break.
+///
+/// pykickstart keeps each line's break and hands the line to `shlex.split`, whose
+/// whitespace is only space, tab, `\r` and `\n`: any other break stays part of the
+/// line's last word (`zerombr\f` is an unknown command, `%end\f` ends nothing). So
+/// `\n`, `\r` and `\r\n` are dropped here and the other breaks kept.
+pub fn split_lines(text: &str) -> Vec<&str> {
+    let mut lines = Vec::new();
+    let mut start = 0;
+    let mut chars = text.char_indices().peekable();
+    while let Some((at, c)) = chars.next() {
+        let end = at + c.len_utf8();
+        match c {
+            '\n' => lines.push(&text[start..at]),
+            '\r' => {
+                lines.push(&text[start..at]);
+                if chars.peek().is_some_and(|&(_, next)| next == '\n') {
+                    chars.next();
+                    start = end + 1;
+                    continue;
+                }
+            }
+            '\x0b' | '\x0c' | '\x1c' | '\x1d' | '\x1e' | '\u{85}' | '\u{2028}' | '\u{2029}' => {
+                lines.push(&text[start..end])
+            }
+            _ => continue,
+        }
+        start = end;
+    }
+    if start < text.len() {
+        lines.push(&text[start..]);
+    }
+    lines
+}
+
+/// Python's `str.isspace()` for one character: Unicode whitespace and the ASCII
+/// separators `\x1c`–`\x1f`.
+pub fn py_isspace(c: char) -> bool {
+    c.is_whitespace() || ('\x1c'..='\x1f').contains(&c)
+}
+
+/// What ksvalidator calls an "Empty file": nothing but ASCII whitespace (Python's
+/// `bytes.strip()`).
+fn is_blank(bytes: &[u8]) -> bool {
+    bytes
+        .iter()
+        .all(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r' | b'\x0b' | b'\x0c'))
 }
 
 /// Where files written at install time usually go.
@@ -61,8 +115,21 @@ pub fn load(path: &Path) -> Source {
     let mut stack = Vec::new();
     // A %pre script that writes an include names its path somewhere in the top file
     // besides the %include line; keep the text to recognise such includes.
-    let top_text = std::fs::read_to_string(path).unwrap_or_default();
+    let top_bytes = std::fs::read(path).unwrap_or_default();
+    let top_text = String::from_utf8_lossy(&top_bytes).into_owned();
     read_file(path, None, &mut stack, &mut source, &top_text);
+    if source.files.len() == 1 && is_blank(&top_bytes) {
+        source.findings.push(Finding::error(
+            Some(Origin::new(Rc::clone(&source.files[0]), 0)),
+            Rule::EmptyFile,
+            "the kickstart is empty (ksvalidator: \"Empty file\")".to_owned(),
+        ));
+        source.fatal = true;
+    }
+    if source.files.is_empty() {
+        // The top file itself could not be read.
+        source.fatal = true;
+    }
     source
 }
 
@@ -102,12 +169,19 @@ fn read_file(
         Ok(text) => text,
         Err(err) => {
             let at = err.utf8_error().valid_up_to();
-            let line = err.as_bytes()[..at].iter().filter(|&&b| b == b'\n').count() + 1;
+            let valid = std::str::from_utf8(&err.as_bytes()[..at]).unwrap_or_default();
+            // The line the bad byte is on: the breaks before it, counted as pykickstart
+            // counts lines.
+            let line = split_lines(&format!("{valid}x")).len();
             source.findings.push(Finding::error(
                 Some(Origin::new(Rc::new(path.to_owned()), line)),
                 Rule::NotUtf8,
-                "the file is not valid UTF-8 (pykickstart rejects the whole file)".to_owned(),
+                format!(
+                    "byte {at} is not UTF-8 (0x{:02x}); pykickstart rejects the whole file",
+                    err.as_bytes()[at]
+                ),
             ));
+            source.fatal = true;
             return;
         }
     };
@@ -115,7 +189,7 @@ fn read_file(
     source.files.push(Rc::clone(&file));
     stack.push(canonical);
     let dir = path.parent().map(Path::to_owned).unwrap_or_default();
-    for (index, text) in text.lines().enumerate() {
+    for (index, text) in split_lines(&text).into_iter().enumerate() {
         let origin = Origin::new(Rc::clone(&file), index + 1);
         let directive = include_directive(text);
         match directive {
@@ -250,4 +324,34 @@ fn splice(
 /// installs write scratch files, or the top file mentions it besides including it.
 fn is_runtime(target: &str, top_text: &str) -> bool {
     RUNTIME_DIRS.iter().any(|d| target.starts_with(d)) || top_text.matches(target).count() > 1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_split_as_python_splitlines_does() {
+        // Python: "a\rb\r\nc\x0cd\u2028e\n".splitlines(True)
+        //   == ['a\r', 'b\r\n', 'c\x0c', 'd\u2028', 'e\n']
+        assert_eq!(
+            split_lines("a\rb\r\nc\x0cd\u{2028}e\n"),
+            ["a", "b", "c\x0c", "d\u{2028}", "e"]
+        );
+        assert_eq!(split_lines("a\n\nb"), ["a", "", "b"]);
+        assert_eq!(split_lines("\r\n"), [""]);
+        assert!(split_lines("").is_empty());
+        assert_eq!(
+            split_lines("x\x1c\x1d\x1e\u{85}"),
+            ["x\x1c", "\x1d", "\x1e", "\u{85}"]
+        );
+    }
+
+    #[test]
+    fn blank_is_what_bytes_strip_removes() {
+        assert!(is_blank(b" \t\r\n\x0b\x0c"));
+        assert!(is_blank(b""));
+        assert!(!is_blank(b"\x1c"));
+        assert!(!is_blank(b"#"));
+    }
 }

@@ -172,6 +172,120 @@ fn runtime_includes_missing_files_and_cycles() {
     assert_eq!(nodeimg(d, &["flatten", "a.ks"]).status.code(), Some(1));
 }
 
+/// The severity and rule of the finding at `line` of `name`, from `check --format json`.
+fn findings_of(report: &serde_json::Value) -> Vec<(String, String, u64)> {
+    report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["severity"].as_str().unwrap().to_owned(),
+                f["rule"].as_str().unwrap().to_owned(),
+                f["origin"]["line"].as_u64().unwrap_or(0),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_missing_include_is_an_error_unless_pre_writes_that_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let include_rules = |name: &str, text: &str| -> Vec<(String, String, u64)> {
+        fs::write(d.join(name), text).unwrap();
+        let out = nodeimg(d, &["check", "--format", "json", "--lmc", "off", name]);
+        findings_of(&json(&out))
+            .into_iter()
+            .filter(|(_, rule, _)| rule.contains("include"))
+            .collect()
+    };
+    let runtime = |line| vec![("info".to_owned(), "runtime-include".to_owned(), line)];
+    let missing = |line| vec![("error".to_owned(), "missing-include".to_owned(), line)];
+
+    for (pre, include) in [
+        ("echo 'part /' > /tmp/part-include", "/tmp/part-include"),
+        ("echo 'part /' >>/tmp/a.ks 2>/dev/null", "/tmp/a.ks"),
+        ("cat > /tmp/b.ks <<EOF\npart /\nEOF", "/tmp/b.ks"),
+        ("cp /run/install/repo/ks/disk.ks /tmp/c.ks", "/tmp/c.ks"),
+        ("curl -s -o /tmp/d.ks http://server/d.ks", "/tmp/d.ks"),
+        ("wget -q -O/tmp/e.ks http://server/e.ks", "/tmp/e.ks"),
+        ("printf 'part /\\n' | tee /tmp/f.ks >/dev/null", "/tmp/f.ks"),
+    ] {
+        let text = format!("%pre\n{pre}\n%end\n%include {include}\n");
+        let line = text
+            .lines()
+            .position(|l| l.starts_with("%include"))
+            .unwrap() as u64
+            + 1;
+        assert_eq!(include_rules("written.ks", &text), runtime(line), "{pre}");
+    }
+    // Mentioned, but not written: in a comment, read by %pre, or written by
+    // %pre-install (which runs after the kickstart is read).
+    for text in [
+        "# %include /tmp/part-include comes from the PXE server\n%include /tmp/part-include\n",
+        "%pre\ncat /tmp/part-include\n%end\n%include /tmp/part-include\n",
+        "%pre-install\necho > /tmp/part-include\n%end\n%include /tmp/part-include\n",
+        "%include /tmp/part-include\n",
+    ] {
+        let line = text
+            .lines()
+            .position(|l| l.starts_with("%include"))
+            .unwrap() as u64
+            + 1;
+        assert_eq!(include_rules("mentioned.ks", text), missing(line), "{text}");
+    }
+}
+
+#[test]
+fn deep_includes_are_too_deep_not_a_cycle_and_a_fan_out_is_capped() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // A chain of files each including the next: pykickstart follows 244.
+    let chain = |n: usize| {
+        for i in 0..n {
+            let body = if i + 1 < n {
+                format!("%include k{}.ks\n", i + 1)
+            } else {
+                "lang en_US\n".to_owned()
+            };
+            fs::write(d.join(format!("k{i}.ks")), body).unwrap();
+        }
+    };
+    chain(244);
+    let out = nodeimg(d, &["check", "--format", "json", "--lmc", "off", "k0.ks"]);
+    let rules: Vec<String> = findings_of(&json(&out))
+        .into_iter()
+        .map(|(_, rule, _)| rule)
+        .collect();
+    assert!(!rules.iter().any(|r| r.starts_with("include")), "{rules:?}");
+    chain(300);
+    let out = nodeimg(d, &["check", "k0.ks"]);
+    assert!(
+        text(&out).contains("k255.ks:1: error: includes nested more than 256 deep"),
+        "{}",
+        text(&out)
+    );
+    assert!(!text(&out).contains("cycle"), "{}", text(&out));
+
+    // Each file includes the next twice, 24 deep: 16 million lines once spliced.
+    for i in 0..24 {
+        let body = if i + 1 < 24 {
+            format!("%include f{n}.ks\n%include f{n}.ks\n", n = i + 1)
+        } else {
+            "lang en_US\n".to_owned()
+        };
+        fs::write(d.join(format!("f{i}.ks")), body).unwrap();
+    }
+    let out = nodeimg(d, &["check", "f0.ks"]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert!(
+        text(&out).contains("the kickstart with its includes is more than 1000000 lines"),
+        "{}",
+        text(&out)
+    );
+}
+
 #[test]
 fn the_node_policy_names_what_a_node_image_needs() {
     let dir = tempfile::tempdir().unwrap();

@@ -73,6 +73,8 @@ pub enum Rule {
     Syntax,
     MissingInclude,
     IncludeCycle,
+    IncludeTooDeep,
+    TooLarge,
     RemoteInclude,
     RuntimeInclude,
     UnknownCommand,

@@ -3,10 +3,12 @@
 //!
 //! Resolution follows pykickstart (`readKickstart`): a relative path is tried from the
 //! working directory first, then from the directory of the file that includes it. An
-//! include that does not exist but that the install writes itself (a `%pre` script
-//! mentions it, or it lives under /tmp, /run or /mnt) is a *runtime include*: anaconda
-//! reads it after running `%pre`, so it is reported, not followed.
+//! include that does not exist but that a `%pre` script of the kickstart writes (that
+//! exact path: a redirection, `cp`, `tee`, `curl -o`, `wget -O` …) is a *runtime
+//! include*: anaconda reads it after running `%pre`, so it is reported, not followed.
+//! Any other missing include is an error, as ksflatten says.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
@@ -50,6 +52,8 @@ pub struct Source {
     /// pykickstart reads nothing of this kickstart (the top file is unreadable or
     /// empty, or a file is not UTF-8): the findings above are all there is to say.
     pub fatal: bool,
+    /// Bytes of every file read so far.
+    bytes: u64,
 }
 
 /// Lines as Python's `str.splitlines()` splits them, which is how pykickstart reads a
@@ -103,10 +107,15 @@ fn is_blank(bytes: &[u8]) -> bool {
         .all(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r' | b'\x0b' | b'\x0c'))
 }
 
-/// Where files written at install time usually go.
-const RUNTIME_DIRS: [&str; 4] = ["/tmp/", "/run/", "/mnt/", "/var/tmp/"];
-/// Includes deeper than this are a cycle nobody meant.
-const MAX_DEPTH: usize = 32;
+/// How deep includes may nest: pykickstart (3.78, `ksvalidator -i`) follows a chain
+/// of 244 files before Python's recursion limit stops it, so nothing it accepts is
+/// refused here.
+const MAX_DEPTH: usize = 256;
+/// The most a kickstart with everything it includes may hold: a fan-out of includes
+/// (each file including the next twice, 20 deep) would otherwise splice a million
+/// copies.
+const MAX_LINES: usize = 1_000_000;
+const MAX_BYTES: u64 = 64 << 20;
 
 /// Read `path` and what it includes. Errors reading the top file are returned as
 /// findings too: the caller decides.
@@ -116,8 +125,8 @@ pub fn load(path: &Path) -> Source {
     // A %pre script that writes an include names its path somewhere in the top file
     // besides the %include line; keep the text to recognise such includes.
     let top_bytes = std::fs::read(path).unwrap_or_default();
-    let top_text = String::from_utf8_lossy(&top_bytes).into_owned();
-    read_file(path, None, &mut stack, &mut source, &top_text);
+    let written = pre_writes(&String::from_utf8_lossy(&top_bytes));
+    read_file(path, None, &mut stack, &mut source, &written);
     if source.files.len() == 1 && is_blank(&top_bytes) {
         source.findings.push(Finding::error(
             Some(Origin::new(Rc::clone(&source.files[0]), 0)),
@@ -138,10 +147,13 @@ fn read_file(
     included_at: Option<&Origin>,
     stack: &mut Vec<PathBuf>,
     source: &mut Source,
-    top_text: &str,
+    written: &HashSet<String>,
 ) {
+    if source.fatal {
+        return;
+    }
     let canonical = path.canonicalize().unwrap_or_else(|_| path.to_owned());
-    if stack.contains(&canonical) || stack.len() >= MAX_DEPTH {
+    if stack.contains(&canonical) {
         let chain: Vec<String> = stack
             .iter()
             .chain(std::iter::once(&canonical))
@@ -152,6 +164,28 @@ fn read_file(
             Rule::IncludeCycle,
             format!("the includes form a cycle: {}", chain.join(" → ")),
         ));
+        return;
+    }
+    if stack.len() >= MAX_DEPTH {
+        source.findings.push(Finding::error(
+            included_at.cloned(),
+            Rule::IncludeTooDeep,
+            format!(
+                "includes nested more than {MAX_DEPTH} deep ({} is the next); pykickstart gives up \
+                 at about 244",
+                path.display()
+            ),
+        ));
+        return;
+    }
+    let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    source.bytes = source.bytes.saturating_add(size);
+    if source.bytes > MAX_BYTES {
+        too_large(
+            source,
+            included_at,
+            format!("more than {} MiB", MAX_BYTES >> 20),
+        );
         return;
     }
     let bytes = match std::fs::read(path) {
@@ -190,11 +224,18 @@ fn read_file(
     stack.push(canonical);
     let dir = path.parent().map(Path::to_owned).unwrap_or_default();
     for (index, text) in split_lines(&text).into_iter().enumerate() {
+        if source.fatal {
+            break;
+        }
+        if source.lines.len() >= MAX_LINES {
+            too_large(source, included_at, format!("more than {MAX_LINES} lines"));
+            break;
+        }
         let origin = Origin::new(Rc::clone(&file), index + 1);
         let directive = include_directive(text);
         match directive {
             Some((keyword, target)) => {
-                splice(keyword, target, text, origin, &dir, stack, source, top_text);
+                splice(keyword, target, text, origin, &dir, stack, source, written);
             }
             None => source.lines.push(Line {
                 origin,
@@ -236,7 +277,7 @@ fn splice(
     dir: &Path,
     stack: &mut Vec<PathBuf>,
     source: &mut Source,
-    top_text: &str,
+    written: &HashSet<String>,
 ) {
     let Some(target) = target else {
         source.findings.push(Finding::error(
@@ -270,7 +311,7 @@ fn splice(
     } else {
         dir.join(&target_path)
     };
-    if !resolved.exists() && keyword == "%include" && is_runtime(&target, top_text) {
+    if !resolved.exists() && keyword == "%include" && written.contains(&target) {
         source.findings.push(Finding::info(
             Some(origin.clone()),
             Rule::RuntimeInclude,
@@ -312,7 +353,7 @@ fn splice(
             resolved: resolved.clone(),
         },
     });
-    read_file(&resolved, Some(&origin), stack, source, top_text);
+    read_file(&resolved, Some(&origin), stack, source, written);
     source.lines.push(Line {
         origin,
         text: text.to_owned(),
@@ -320,10 +361,109 @@ fn splice(
     });
 }
 
-/// Whether a missing include is one the install writes itself: it lives where
-/// installs write scratch files, or the top file mentions it besides including it.
-fn is_runtime(target: &str, top_text: &str) -> bool {
-    RUNTIME_DIRS.iter().any(|d| target.starts_with(d)) || top_text.matches(target).count() > 1
+/// The spliced kickstart grew past what any real one holds: stop reading.
+fn too_large(source: &mut Source, at: Option<&Origin>, what: String) {
+    source.findings.push(Finding::error(
+        at.cloned(),
+        Rule::TooLarge,
+        format!("the kickstart with its includes is {what}: a fan-out of includes?"),
+    ));
+    source.fatal = true;
+}
+
+/// The files the `%pre` scripts of a kickstart write, by exact path: redirection
+/// targets (`> F`, `>> F`, `2>F`), the last argument of `cp`, `mv`, `install` and
+/// `ln`, `tee`'s files, `curl -o F`/`--output F` and `wget -O F`/`--output-document F`.
+/// Only such an include may be missing when the kickstart is checked: anaconda reads
+/// it after running `%pre`.
+fn pre_writes(text: &str) -> HashSet<String> {
+    let mut written = HashSet::new();
+    let mut in_pre = false;
+    for line in split_lines(text) {
+        let first = line.split_whitespace().next().unwrap_or("");
+        if first.starts_with('%') {
+            // %pre, and its options; %pre-install runs after the kickstart is read.
+            in_pre = first == "%pre";
+            continue;
+        }
+        if !in_pre {
+            continue;
+        }
+        let words: Vec<String> = match lexer::split(line) {
+            Ok(split) => split.words.into_iter().map(|w| w.text).collect(),
+            Err(_) => line.split_whitespace().map(str::to_owned).collect(),
+        };
+        for command in words.split(|w| matches!(w.as_str(), ";" | "&&" | "||" | "|" | "&")) {
+            scan_command(command, &mut written);
+        }
+    }
+    written
+}
+
+fn scan_command(words: &[String], written: &mut HashSet<String>) {
+    let mut args = Vec::new();
+    let mut i = 0;
+    while i < words.len() {
+        let word = words[i].trim_start_matches(|c: char| c.is_ascii_digit());
+        if let Some(target) = word.strip_prefix(">>").or_else(|| word.strip_prefix('>')) {
+            // `>F`, or `>` then F (a `>&2` duplicates a descriptor: no file).
+            let target = if target.is_empty() {
+                i += 1;
+                words.get(i).map(String::as_str).unwrap_or("")
+            } else {
+                target
+            };
+            if !target.is_empty() && !target.starts_with('&') {
+                written.insert(target.to_owned());
+            }
+        } else {
+            args.push(words[i].as_str());
+        }
+        i += 1;
+    }
+    let Some((&program, rest)) = args.split_first() else {
+        return;
+    };
+    let program = program.rsplit('/').next().unwrap_or(program);
+    let operands: Vec<&str> = rest
+        .iter()
+        .copied()
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    let after = |flags: &[&str]| -> Vec<String> {
+        let mut found = Vec::new();
+        for (at, arg) in rest.iter().enumerate() {
+            for flag in flags {
+                if arg == flag {
+                    if let Some(next) = rest.get(at + 1) {
+                        found.push((*next).to_owned());
+                    }
+                } else if let Some(value) = arg.strip_prefix(&format!("{flag}=")) {
+                    found.push(value.to_owned());
+                } else if flag.len() == 2
+                    && !flag.starts_with("--")
+                    && let Some(value) = arg.strip_prefix(flag)
+                    && !value.is_empty()
+                {
+                    found.push(value.to_owned());
+                }
+            }
+        }
+        found
+    };
+    match program {
+        "cp" | "mv" | "install" | "ln" => {
+            if operands.len() >= 2
+                && let Some(last) = operands.last()
+            {
+                written.insert((*last).to_owned());
+            }
+        }
+        "tee" => written.extend(operands.iter().map(|f| (*f).to_owned())),
+        "curl" => written.extend(after(&["-o", "--output"])),
+        "wget" => written.extend(after(&["-O", "--output-document"])),
+        _ => {}
+    }
 }
 
 #[cfg(test)]

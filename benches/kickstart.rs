@@ -7,6 +7,9 @@
 //! * nodeimg: one process for all 100 files, and 100 processes (one per file, as a
 //!   build runs it).
 //!
+//! Then one kickstart of 100,000 `part` lines (and one of 100,000 `network` lines):
+//! a repeated command must cost the same each time, so the check stays linear.
+//!
 //! Each is run 5 times; the fastest run is reported with the peak RSS. Run:
 //! `cargo bench --bench kickstart` (after `scripts/setup.sh`).
 
@@ -107,4 +110,34 @@ fn main() {
         ksv.0.as_secs_f64() / ours_one.0.as_secs_f64(),
         ksv.0.as_secs_f64() / ours_each.0.as_secs_f64()
     );
+
+    println!();
+    for (name, line) in [
+        ("part", "part /p{} --size=10"),
+        ("network", "network --device=eth{} --bootproto=dhcp"),
+    ] {
+        let big = dir.path().join(format!("{name}-100k.ks"));
+        let mut text = node.clone();
+        for i in 0..100_000 {
+            text.push_str(&line.replace("{}", &i.to_string()));
+            text.push('\n');
+        }
+        fs::write(&big, text).unwrap();
+        let (elapsed, peak) = (0..ROUNDS)
+            .map(|_| {
+                timed_any(
+                    Command::new(&nodeimg)
+                        .args(["check", "--ks-version", "RHEL9"])
+                        .arg(&big),
+                )
+            })
+            .min()
+            .unwrap();
+        println!(
+            "{:<38} {:>10.3} {:>6} MiB",
+            format!("nodeimg check, 100,000 {name} lines"),
+            elapsed.as_secs_f64(),
+            peak / 1024
+        );
+    }
 }

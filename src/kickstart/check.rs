@@ -215,8 +215,13 @@ impl Checker {
 
     fn syntax(&mut self, ks: &Kickstart) {
         let version = self.version;
-        let mut methods: Vec<&Command> = Vec::new();
-        for item in &ks.items {
+        // The first partitioning command of each kind (autopart, mount, the rest):
+        // enough to name the earliest conflicting one, in constant time a command.
+        let mut specs = options::SpecCache::default();
+        let mut first_autopart: Option<(usize, &Command)> = None;
+        let mut first_mount: Option<(usize, &Command)> = None;
+        let mut first_other: Option<(usize, &Command)> = None;
+        for (index, item) in ks.items.iter().enumerate() {
             let command = match item {
                 parser::Item::Section(section) => {
                     self.section(section);
@@ -259,21 +264,26 @@ impl Checker {
             }
             if PARTITIONING.contains(&command.name.as_str()) {
                 let name = command.name.as_str();
-                let conflict = methods.iter().find(|earlier| {
-                    let e = earlier.name.as_str();
-                    (name == "autopart" && e != "autopart")
-                        || (e == "autopart" && name != "autopart")
-                        || (name == "mount" && e != "mount")
-                        || (e == "mount" && name != "mount")
-                });
-                if let Some(earlier) = conflict {
+                // autopart and mount each exclude every other partitioning command.
+                let candidates = match name {
+                    "autopart" => [first_mount, first_other],
+                    "mount" => [first_autopart, first_other],
+                    _ => [first_autopart, first_mount],
+                };
+                let conflict = candidates.into_iter().flatten().min_by_key(|(at, _)| *at);
+                if let Some((_, earlier)) = conflict {
                     let message = format!(
                         "The {} and {} commands can't be used at the same time (the other is at line {}).",
                         name, earlier.name, earlier.origin.line
                     );
                     self.error(&command.origin, Rule::Syntax, message);
                 }
-                methods.push(command);
+                let first = match name {
+                    "autopart" => &mut first_autopart,
+                    "mount" => &mut first_mount,
+                    _ => &mut first_other,
+                };
+                first.get_or_insert((index, command));
             }
             if matches!(command.name.as_str(), "auth" | "authconfig") {
                 self.warn(
@@ -282,10 +292,10 @@ impl Checker {
                     "The authconfig command will be deprecated, use authselect instead.".to_owned(),
                 );
             }
-            let Some(notation) = options::spec_notation(version, &command.name) else {
+            let Some(spec) = specs.get(version, &command.name) else {
                 continue;
             };
-            match Spec::parse(&notation).apply(&command.args) {
+            match spec.apply(&command.args) {
                 Ok(parsed) => {
                     for option in &parsed.deprecated {
                         self.warn(

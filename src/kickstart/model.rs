@@ -7,7 +7,7 @@
 use serde::Serialize;
 
 use super::Origin;
-use super::options::{Parsed, Spec, packages_notation, script_notation, spec_notation};
+use super::options::{Parsed, Spec, packages_notation, script_notation};
 use super::parser::{Command, Kickstart, Section};
 use super::version::Version;
 
@@ -246,14 +246,15 @@ fn boolean(value: &str) -> bool {
 /// Build the model of `ks` under `version`.
 pub fn build(ks: &Kickstart, version: Version) -> Model {
     let mut model = Model::default();
+    let mut specs = super::options::SpecCache::default();
     for command in ks.commands() {
         model
             .commands
             .push((command.name.clone(), command.origin.clone()));
-        let Some(notation) = spec_notation(version, &command.name) else {
+        let Some(spec) = specs.get(version, &command.name) else {
             continue;
         };
-        let Ok(p) = Spec::parse(&notation).apply(&command.args) else {
+        let Ok(p) = spec.apply(&command.args) else {
             continue;
         };
         apply(&mut model, command, &p);

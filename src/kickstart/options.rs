@@ -304,6 +304,23 @@ fn check_value(option: &OptSpec, value: &str) -> Result<(), String> {
 
 /// The option notation of a typed command under `version`; `None` for commands that
 /// are parsed generically.
+/// The parsed spec of `command` under `version`, parsed once per kickstart check:
+/// a kickstart repeats commands (a hundred thousand `part` lines), not specs.
+#[derive(Default)]
+pub struct SpecCache {
+    specs: std::collections::HashMap<String, Option<Spec>>,
+}
+
+impl SpecCache {
+    pub fn get(&mut self, version: Version, command: &str) -> Option<&Spec> {
+        if !self.specs.contains_key(command) {
+            let spec = spec_notation(version, command).map(|n| Spec::parse(&n));
+            self.specs.insert(command.to_owned(), spec);
+        }
+        self.specs.get(command).and_then(Option::as_ref)
+    }
+}
+
 pub fn spec_notation(version: Version, command: &str) -> Option<String> {
     use Version::*;
     let luks =

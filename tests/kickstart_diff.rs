@@ -250,6 +250,18 @@ fn corpus() -> Vec<(String, String)> {
         ("heredoc-end", "%post\ncat > /x << EOF\n%end\nEOF\n%end"),
         ("end-alone", "%end"),
         ("ksappend-missing", "%ksappend nowhere.ks"),
+        (
+            "ostreesetup-ftp",
+            "ostreesetup --osname=fedora --url=ftp://x/repo --ref=fedora/x86_64",
+        ),
+        (
+            "ostreesetup-https",
+            "ostreesetup --osname=fedora --url=https://x/repo --ref=fedora/x86_64 --nogpg",
+        ),
+        (
+            "ostreesetup-no-ref",
+            "ostreesetup --osname=fedora --url=file:///repo",
+        ),
     ];
     for (name, line) in append {
         out.push((name.to_string(), format!("{MINIMAL}{line}\n")));

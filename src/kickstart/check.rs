@@ -367,6 +367,19 @@ impl Checker {
                     "One of --disabled or --enabled must be provided.".to_owned(),
                 );
             }
+            "ostreesetup" => {
+                let url = parsed.get("--url").unwrap_or("");
+                if !["file:", "http:", "https:"]
+                    .iter()
+                    .any(|scheme| url.starts_with(scheme))
+                {
+                    self.error(
+                        origin,
+                        Rule::BadOption,
+                        format!("ostree repos must use file, HTTP or HTTPS protocol (--url={url})"),
+                    );
+                }
+            }
             "url" => {
                 let sources = ["--url", "--mirrorlist", "--metalink"]
                     .iter()

@@ -341,6 +341,7 @@ pub fn spec_notation(version: Version, command: &str) -> Option<String> {
             }
         }
         "liveimg" => "--url=! --proxy= --noverifyssl --checksum=".to_owned(),
+        "ostreesetup" => "--osname=! --remote= --url=! --ref=! --nogpg".to_owned(),
         "lang" => "<lang> --addsupport=".to_owned(),
         "keyboard" => "<layout*> --vckeymap= --xlayouts= --switch=".to_owned(),
         "timezone" => match version {

@@ -102,3 +102,62 @@ def test_node_image_installs_the_placeholder_but_not_the_update():
     assert "--exclude ovirt-node-ng-image-update" in body
     last_command = [line for line in body.splitlines() if line.strip()][-2:]
     assert "image-build --postprocess" in " ".join(last_command)
+
+
+def node_posts():
+    from pykickstart.constants import KS_SCRIPT_POST
+
+    return [s.script for s in parse(NODE_KS).scripts if s.type == KS_SCRIPT_POST]
+
+
+def fragment(script, first, last):
+    """The lines of `script` from the one starting with `first` to the one starting
+    with `last`, both included."""
+    lines = script.splitlines()
+    start = next(i for i, l in enumerate(lines) if l.startswith(first))
+    end = next(i for i in range(start, len(lines)) if lines[i].startswith(last))
+    return "\n".join(lines[start : end + 1]) + "\n"
+
+
+def test_node_image_installs_as_upstream_does():
+    """As oVirt's ovirt-node-ng-image template (data/ovirt-node-ng-image.j2,
+    distro-defs.yml for c9s): no docs and no weak dependencies on the final install,
+    and enabling crb may fail."""
+    main = node_posts()[0]
+    final = fragment(main, "dnf install -y --nogpgcheck --nodocs", "    ovirt-node-ng-image-update-placeholder")
+    assert "--setopt=install_weak_deps=False" in final
+    assert "--exclude ovirt-node-ng-image-update" in final
+    assert "ovirt-release-host-node" in final
+    assert "dnf config-manager --set-enabled crb || true\n" in main
+
+
+def test_the_repository_loop_survives_no_match_and_skips_dependencies(tmp_path):
+    loop = fragment(node_posts()[0], "for repo in /etc/yum.repos.d/", "done")
+    repos = tmp_path / "yum.repos.d"
+    repos.mkdir()
+    script = "set -xe\n" + loop.replace("/etc/yum.repos.d", str(repos))
+    # Nothing matches: the %post goes on.
+    subprocess.run(["bash", "-c", script], check=True, capture_output=True)
+    text = "[ovirt-45]\nmirrorlist=http://mirrors/?repo=ovirt\n#baseurl=http://ovirt/45/\n"
+    (repos / "ovirt-45.repo").write_text(text)
+    (repos / "ovirt-45-dependencies.repo").write_text(text)
+    subprocess.run(["bash", "-c", script], check=True, capture_output=True)
+    assert (repos / "ovirt-45.repo").read_text() == "[ovirt-45]\nbaseurl=http://ovirt/45/\n"
+    assert (repos / "ovirt-45-dependencies.repo").read_text() == text
+
+
+@pytest.mark.parametrize("version, name", [("4.5.6", "ssg-onn45-ds.xml"), ("", "ssg-onnm-ds.xml")])
+def test_the_scap_datastream_name_follows_the_release(tmp_path, version, name):
+    scap = next(s for s in node_posts() if "ssg-rhel9-ds.xml" in s)
+    content = tmp_path / "content"
+    content.mkdir()
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    # rpm -q of the image's release package, as the tree would answer it.
+    (fake / "rpm").write_text(f"#!/bin/sh\nprintf '%s' '{version}'\n")
+    (fake / "rpm").chmod(0o755)
+    script = scap.replace("/usr/share/xml/scap/ssg/content", str(content))
+    env = {"PATH": f"{fake}:/usr/bin:/bin"}
+    subprocess.run(["bash", "-c", script], check=True, capture_output=True, env=env)
+    link = content / name
+    assert link.is_symlink() and str(link.readlink()) == "ssg-rhel9-ds.xml"

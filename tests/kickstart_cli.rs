@@ -358,21 +358,52 @@ fn versions_strictness_and_bad_arguments() {
         text(&rhel10)
     );
     assert!(text(&rhel10).contains("RHEL10 syntax from --ks-version"));
-    // A #version= line nodeimg does not know.
+    // RHEL7 is one of pykickstart's versions: the Node's kickstart gets the errors
+    // `ksvalidator -v RHEL7` gives it, at the same lines.
     fs::write(
         d.join("old.ks"),
         good.replacen("#version=RHEL9", "#version=RHEL7", 1),
     )
     .unwrap();
-    let old = nodeimg(d, &["check", "old.ks"]);
+    let old = nodeimg(d, &["check", "--lmc", "off", "old.ks"]);
     assert_eq!(old.status.code(), Some(3));
+    let line_of = |needle: &str| good.lines().position(|l| l.starts_with(needle)).unwrap() + 1;
+    for expected in [
+        format!(
+            "old.ks:{}: error: unrecognized arguments: --metalink=",
+            line_of("url ")
+        ),
+        format!(
+            "old.ks:{}: error: Unknown command: authselect",
+            line_of("authselect")
+        ),
+        format!(
+            "old.ks:{}: error: unrecognized arguments: --exclude-weakdeps",
+            line_of("%packages")
+        ),
+    ] {
+        assert!(text(&old).contains(&expected), "{expected}\n{}", text(&old));
+    }
     assert!(
-        text(&old).contains("old.ks:1: error: unknown kickstart version \"RHEL7\""),
+        text(&old).contains("RHEL7 syntax from #version="),
         "{}",
         text(&old)
     );
+    // A #version= line pykickstart does not know either.
+    fs::write(
+        d.join("ancient.ks"),
+        good.replacen("#version=RHEL9", "#version=RHEL2", 1),
+    )
+    .unwrap();
+    let ancient = nodeimg(d, &["check", "ancient.ks"]);
+    assert_eq!(ancient.status.code(), Some(3));
+    assert!(
+        text(&ancient).contains("ancient.ks:1: error: unknown kickstart version \"RHEL2\""),
+        "{}",
+        text(&ancient)
+    );
     assert_eq!(
-        nodeimg(d, &["check", "--ks-version", "RHEL7", "dep.ks"])
+        nodeimg(d, &["check", "--ks-version", "RHEL2", "dep.ks"])
             .status
             .code(),
         Some(2)

@@ -85,9 +85,9 @@ pub fn check(path: &Path, version: Option<Version>, policy: Policy, lmc: LmcMode
             Some((Ok(v), origin)) => (v, format!("#version= at {origin}")),
             Some((Err(err), origin)) => {
                 findings.push(Finding::error(Some(origin), Rule::Syntax, err));
-                (Version::DEFAULT, "default".to_owned())
+                (Version::default_version(), "default".to_owned())
             }
-            None => (Version::DEFAULT, "default".to_owned()),
+            None => (Version::default_version(), "default".to_owned()),
         },
     };
     let mut checker = Checker {
@@ -496,7 +496,7 @@ impl Checker {
             "%packages" => options::packages_notation(self.version),
             "%certificate" => "--filename=! --dir= --type=".to_owned(),
             "%addon" | "%anaconda" => return,
-            name if section.is_script() => options::script_notation(name).to_owned(),
+            name if section.is_script() => options::script_notation(self.version, name).to_owned(),
             _ => return,
         };
         match Spec::parse(&notation).apply(&section.args) {

@@ -268,7 +268,7 @@ pub fn build(ks: &Kickstart, version: Version) -> Model {
                 first_packages = false;
             }
             _ if section.is_script() => {
-                if let Some(script) = script(section) {
+                if let Some(script) = script(section, version) {
                     model.scripts.push(script);
                 }
             }
@@ -497,7 +497,7 @@ fn push_unique(into: &mut Vec<String>, items: Vec<String>) {
 }
 
 /// A script section; an empty body is dropped, as pykickstart drops it.
-fn script(section: &Section) -> Option<Script> {
+fn script(section: &Section, version: Version) -> Option<Script> {
     let body = section
         .body
         .iter()
@@ -507,7 +507,7 @@ fn script(section: &Section) -> Option<Script> {
     if body.trim().is_empty() {
         return None;
     }
-    let header = Spec::parse(script_notation(&section.name))
+    let header = Spec::parse(script_notation(version, &section.name))
         .apply(&section.args)
         .ok()?;
     Some(Script {
@@ -530,7 +530,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("ks.cfg");
         std::fs::write(&path, text).unwrap();
-        build(&parser::parse(&source::load(&path)), Version::Rhel9)
+        build(&parser::parse(&source::load(&path)), Version::rhel(9))
     }
 
     #[test]

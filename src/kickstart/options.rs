@@ -321,8 +321,22 @@ impl SpecCache {
     }
 }
 
+/// Whether `version` is one whose typed commands have notations written here, tuned
+/// against ksvalidator (F40 and later, RHEL9, RHEL10): they also say what pykickstart
+/// warns about in `parse()` rather than in its option parser (RHEL9's timezone
+/// `--isUtc`, `%packages --instLangs`). Older versions use the notation generated
+/// from pykickstart's parsers (`handlers.txt`).
+fn hand_typed(version: Version) -> bool {
+    version.fedora_since(40) || version.is_rhel(9) || version.is_rhel(10)
+}
+
+/// The option spec of a command nodeimg types, under `version`.
 pub fn spec_notation(version: Version, command: &str) -> Option<String> {
-    use Version::*;
+    if !hand_typed(version) {
+        return version.generated_spec(command).map(str::to_owned);
+    }
+    let rhel9 = version.is_rhel(9);
+    let rhel10 = version.is_rhel(10);
     let luks =
         "--luks-version= --pbkdf= --pbkdf-memory=int --pbkdf-time=int --pbkdf-iterations=int";
     let crypt = "--encrypted --passphrase= --escrowcert= --backuppassphrase --cipher=";
@@ -334,7 +348,7 @@ pub fn spec_notation(version: Version, command: &str) -> Option<String> {
             let base = "--name=! --baseurl= --mirrorlist= --metalink= --cost=int --excludepkgs= \
                         --includepkgs= --proxy= --noverifyssl --install --sslcacert= \
                         --sslclientcert= --sslclientkey=";
-            if version == Rhel9 {
+            if rhel9 {
                 format!("{base} --ignoregroups=bool~")
             } else {
                 base.to_owned()
@@ -344,15 +358,17 @@ pub fn spec_notation(version: Version, command: &str) -> Option<String> {
         "ostreesetup" => "--osname=! --remote= --url=! --ref=! --nogpg".to_owned(),
         "lang" => "<lang> --addsupport=".to_owned(),
         "keyboard" => "<layout*> --vckeymap= --xlayouts= --switch=".to_owned(),
-        "timezone" => match version {
-            // RHEL9 warns that these "will be deprecated"; ksvalidator rejects them.
-            Rhel9 => "<timezone*> --utc --isUtc~ --nontp~ --ntpservers=~".to_owned(),
-            Rhel10 => "<timezone*> --utc".to_owned(),
-            _ => "<timezone*> --utc --isUtc~ --nontp~ --ntpservers=~".to_owned(),
-        },
+        "timezone" => {
+            if rhel10 {
+                "<timezone*> --utc".to_owned()
+            } else {
+                // RHEL9 warns that these "will be deprecated"; ksvalidator rejects them.
+                "<timezone*> --utc --isUtc~ --nontp~ --ntpservers=~".to_owned()
+            }
+        }
         "timesource" => "--ntp-server= --ntp-pool= --ntp-disable --nts".to_owned(),
         "network" => {
-            let team = if version == Rhel10 {
+            let team = if rhel10 {
                 "--teamslaves=~ --teamconfig=~"
             } else {
                 "--teamslaves= --teamconfig="
@@ -381,7 +397,7 @@ pub fn spec_notation(version: Version, command: &str) -> Option<String> {
         "services" => "--disabled= --enabled=".to_owned(),
         "firstboot" => "--disable|--disabled --enable|--enabled --reconfig".to_owned(),
         "bootloader" => {
-            let sdboot = if version == Rhel9 { "" } else { " --sdboot" };
+            let sdboot = if rhel9 { "" } else { " --sdboot" };
             format!(
                 "--append= --location={{mbr,partition,none,boot}} --password= --driveorder= \
                  --timeout=int --default= --iscrypted --md5pass= --boot-drive= --leavebootorder \
@@ -407,11 +423,7 @@ pub fn spec_notation(version: Version, command: &str) -> Option<String> {
             )
         }
         "autopart" => {
-            let hibernation = if version == Rhel9 {
-                ""
-            } else {
-                " --hibernation"
-            };
+            let hibernation = if rhel9 { "" } else { " --hibernation" };
             let hw = if version.fedora_since(41) {
                 " --hw-passphrase="
             } else {
@@ -436,7 +448,7 @@ pub fn spec_notation(version: Version, command: &str) -> Option<String> {
         "reboot" | "poweroff" | "shutdown" | "halt" => "--eject --kexec".to_owned(),
         "eula" => "--agreed|--agree|--accepted|--accept".to_owned(),
         "logging" => {
-            if version == Rhel9 {
+            if rhel9 {
                 "--host= --port= --level=~".to_owned()
             } else {
                 "--host= --port=".to_owned()
@@ -449,11 +461,18 @@ pub fn spec_notation(version: Version, command: &str) -> Option<String> {
 
 /// `%packages` header options.
 pub fn packages_notation(version: Version) -> String {
-    let camel = match version {
-        Version::Rhel10 => "",
-        _ => " --instLangs=~ --excludeWeakdeps~",
+    if !hand_typed(version) {
+        return version
+            .generated_spec("%packages")
+            .unwrap_or_default()
+            .to_owned();
+    }
+    let camel = if version.is_rhel(10) {
+        ""
+    } else {
+        " --instLangs=~ --excludeWeakdeps~"
     };
-    let broken = if version == Version::Rhel9 {
+    let broken = if version.is_rhel(9) {
         ""
     } else {
         " --ignorebroken"
@@ -465,7 +484,10 @@ pub fn packages_notation(version: Version) -> String {
 }
 
 /// Script section header options.
-pub fn script_notation(section: &str) -> &'static str {
+pub fn script_notation(version: Version, section: &str) -> &'static str {
+    if !hand_typed(version) {
+        return version.generated_spec(section).unwrap_or("");
+    }
     match section {
         "%post" => "--erroronfail --interpreter= --log|--logfile= --nochroot",
         _ => "--erroronfail --interpreter= --log|--logfile=",
@@ -482,7 +504,7 @@ mod tests {
 
     #[test]
     fn argparse_rules() {
-        let spec = Spec::parse(&spec_notation(Version::Rhel9, "part").unwrap());
+        let spec = Spec::parse(&spec_notation(Version::rhel(9), "part").unwrap());
         let parsed = spec
             .apply(&words(
                 "/ --size 5120 --fstype=ext4 --fsopt=discard --ondrive sda",
@@ -520,17 +542,17 @@ mod tests {
                 .unwrap_err()
                 .contains("ignored explicit")
         );
-        let boot = Spec::parse(&spec_notation(Version::Rhel9, "bootloader").unwrap());
+        let boot = Spec::parse(&spec_notation(Version::rhel(9), "bootloader").unwrap());
         assert_eq!(
             boot.apply(&words("--location=foo")).unwrap_err(),
             "argument --location: invalid choice: 'foo' (choose from 'mbr', 'partition', 'none', 'boot')"
         );
-        let user = Spec::parse(&spec_notation(Version::Rhel9, "user").unwrap());
+        let user = Spec::parse(&spec_notation(Version::rhel(9), "user").unwrap());
         assert_eq!(
             user.apply(&words("--groups=wheel")).unwrap_err(),
             "the following arguments are required: --name"
         );
-        let repo = Spec::parse(&spec_notation(Version::Rhel9, "repo").unwrap());
+        let repo = Spec::parse(&spec_notation(Version::rhel(9), "repo").unwrap());
         let parsed = repo
             .apply(&words("--name=x --baseurl=u --ignoregroups=true"))
             .unwrap();

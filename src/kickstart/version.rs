@@ -1,89 +1,229 @@
-//! Kickstart syntax versions (pykickstart's handlers) and which commands each knows.
+//! Kickstart syntax versions and what each says about its commands, for every version
+//! pykickstart knows (RHEL3 … RHEL11, FC3 … F46 and DEVEL).
+//!
+//! The facts come from pykickstart's own handlers: `scripts/kickstart-handlers.py`
+//! reads them into `handlers.txt` (each version's commands, known, deprecated or
+//! removed, and the options of the commands nodeimg types), which is compiled in and
+//! read once. The table test regenerates it from the venv's pykickstart.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::str::FromStr;
+use std::sync::OnceLock;
 
-use serde::Serialize;
+/// A pykickstart handler version: an index into the table, in pykickstart's order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Version(u16);
 
-/// A pykickstart handler version nodeimg knows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-pub enum Version {
-    F40,
-    F41,
-    F42,
-    F43,
-    F44,
-    F45,
-    F46,
-    Rhel9,
-    Rhel10,
+/// What a version says about a command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Known,
+    Deprecated,
+    Removed,
+    Unknown,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Family {
+    Fedora,
+    Rhel,
+}
+
+struct Entry {
+    name: String,
+    family: Family,
+    release: u32,
+    /// Command (or section) → its status and, for typed ones, its spec's index.
+    commands: HashMap<String, (Status, Option<usize>)>,
+}
+
+struct Table {
+    specs: Vec<String>,
+    versions: Vec<Entry>,
+    /// The version DEVEL names (the newest Fedora).
+    devel: usize,
+}
+
+const HANDLERS: &str = include_str!("handlers.txt");
+
+fn table() -> &'static Table {
+    static TABLE: OnceLock<Table> = OnceLock::new();
+    TABLE.get_or_init(|| parse_table(HANDLERS))
+}
+
+/// Read `handlers.txt`; it is ours and compiled in, so a malformed line is a bug.
+fn parse_table(text: &str) -> Table {
+    let mut specs = Vec::new();
+    let mut versions: Vec<(u64, Entry)> = Vec::new();
+    let mut devel_number = None;
+    for line in text
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+    {
+        let (kind, rest) = line.split_once(' ').expect("handlers.txt: a word and more");
+        match kind {
+            "spec" => {
+                let (id, notation) = rest.split_once(' ').unwrap_or((rest, ""));
+                assert_eq!(
+                    id.parse::<usize>().ok(),
+                    Some(specs.len()),
+                    "handlers.txt: spec ids in order"
+                );
+                specs.push(notation.to_owned());
+            }
+            "version" => {
+                let mut words = rest.split(' ');
+                let name = words.next().expect("handlers.txt: a version name");
+                let number: u64 = words
+                    .next()
+                    .and_then(|n| n.parse().ok())
+                    .expect("handlers.txt: a version number");
+                if name == "DEVEL" {
+                    devel_number = Some(number);
+                    continue;
+                }
+                let (family, release) =
+                    split_name(name).expect("handlers.txt: a known version name");
+                let mut commands = HashMap::new();
+                for entry in words {
+                    let mut parts = entry.split(':');
+                    let command = parts.next().expect("handlers.txt: a command");
+                    let status = match parts.next() {
+                        Some("k") => Status::Known,
+                        Some("d") => Status::Deprecated,
+                        Some("r") => Status::Removed,
+                        other => panic!("handlers.txt: status {other:?} of {command}"),
+                    };
+                    let spec = parts
+                        .next()
+                        .map(|id| id.parse().expect("handlers.txt: a spec id"));
+                    commands.insert(command.to_owned(), (status, spec));
+                }
+                versions.push((
+                    number,
+                    Entry {
+                        name: name.to_owned(),
+                        family,
+                        release,
+                        commands,
+                    },
+                ));
+            }
+            other => panic!("handlers.txt: unknown line kind {other}"),
+        }
+    }
+    versions.sort_by_key(|(number, _)| *number);
+    let devel = devel_number
+        .and_then(|n| versions.iter().position(|(number, _)| *number == n))
+        .expect("handlers.txt: DEVEL is one of the versions");
+    Table {
+        specs,
+        versions: versions.into_iter().map(|(_, entry)| entry).collect(),
+        devel,
+    }
+}
+
+/// `RHEL9` → (Rhel, 9), `F40` → (Fedora, 40), `FC6` → (Fedora, 6).
+fn split_name(name: &str) -> Option<(Family, u32)> {
+    if let Some(n) = name.strip_prefix("RHEL") {
+        return Some((Family::Rhel, n.parse().ok()?));
+    }
+    let n = name.strip_prefix("FC").or_else(|| name.strip_prefix('F'))?;
+    Some((Family::Fedora, n.parse().ok()?))
 }
 
 impl Version {
     /// What nodeimg assumes without `--ks-version` or a `#version=` line: the Node is
     /// built on EL9.
-    pub const DEFAULT: Version = Version::Rhel9;
-
-    pub fn is_fedora(self) -> bool {
-        !matches!(self, Version::Rhel9 | Version::Rhel10)
+    pub fn default_version() -> Version {
+        Version::rhel(9)
     }
 
-    /// The Fedora release number, for Fedora versions.
-    fn fedora(self) -> u32 {
-        match self {
-            Version::F40 => 40,
-            Version::F41 => 41,
-            Version::F42 => 42,
-            Version::F43 => 43,
-            Version::F44 => 44,
-            Version::F45 => 45,
-            Version::F46 => 46,
-            Version::Rhel9 | Version::Rhel10 => 0,
-        }
+    fn find(family: Family, release: u32) -> Option<Version> {
+        table()
+            .versions
+            .iter()
+            .position(|e| e.family == family && e.release == release)
+            .map(|i| Version(i as u16))
+    }
+
+    /// RHEL `n`; panics for a release pykickstart does not know (a bug in the caller).
+    pub fn rhel(n: u32) -> Version {
+        Version::find(Family::Rhel, n).unwrap_or_else(|| panic!("pykickstart has no RHEL{n}"))
+    }
+
+    /// Fedora `n`; panics for a release pykickstart does not know.
+    pub fn fedora(n: u32) -> Version {
+        Version::find(Family::Fedora, n).unwrap_or_else(|| panic!("pykickstart has no F{n}"))
+    }
+
+    /// Every version, oldest first.
+    pub fn all() -> impl Iterator<Item = Version> {
+        (0..table().versions.len()).map(|i| Version(i as u16))
+    }
+
+    fn entry(self) -> &'static Entry {
+        &table().versions[usize::from(self.0)]
+    }
+
+    pub fn is_fedora(self) -> bool {
+        self.entry().family == Family::Fedora
+    }
+
+    /// RHEL `n` itself.
+    pub fn is_rhel(self, n: u32) -> bool {
+        self.entry().family == Family::Rhel && self.entry().release == n
     }
 
     /// Fedora `n` or later.
     pub fn fedora_since(self, n: u32) -> bool {
-        self.is_fedora() && self.fedora() >= n
+        self.is_fedora() && self.entry().release >= n
     }
 
     /// The release the syntax targets, as livemedia-creator's --releasever wants it.
     pub fn releasever(self) -> String {
-        match self {
-            Version::Rhel9 => "9".to_owned(),
-            Version::Rhel10 => "10".to_owned(),
-            other => other.fedora().to_string(),
-        }
+        self.entry().release.to_string()
     }
 
-    pub const ALL: [Version; 9] = [
-        Version::F40,
-        Version::F41,
-        Version::F42,
-        Version::F43,
-        Version::F44,
-        Version::F45,
-        Version::F46,
-        Version::Rhel9,
-        Version::Rhel10,
-    ];
+    /// How this version treats the command `name` (case-sensitive, as pykickstart).
+    pub fn command_status(self, name: &str) -> Status {
+        self.entry()
+            .commands
+            .get(name)
+            .map_or(Status::Unknown, |(status, _)| *status)
+    }
+
+    /// The generated spec notation of a typed command or a section (`%packages`,
+    /// `%post` …), from pykickstart's parser for it.
+    pub fn generated_spec(self, name: &str) -> Option<&'static str> {
+        let (_, spec) = self.entry().commands.get(name)?;
+        spec.map(|id| table().specs[id].as_str())
+    }
+}
+
+/// How `version` treats the command `name`.
+pub fn command_status(version: Version, name: &str) -> Status {
+    version.command_status(name)
 }
 
 impl fmt::Display for Version {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Version::Rhel9 => write!(f, "RHEL9"),
-            Version::Rhel10 => write!(f, "RHEL10"),
-            other => write!(f, "F{}", other.fedora()),
-        }
+        f.write_str(&self.entry().name)
+    }
+}
+
+impl serde::Serialize for Version {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
     }
 }
 
 impl FromStr for Version {
     type Err = String;
 
-    /// `RHEL9`, `rhel10`, `F40`, `Fedora 42`, `DEVEL` (F46), as `#version=` lines and
-    /// `ksvalidator -v` spell them.
+    /// `RHEL9`, `rhel 8`, `Red Hat Enterprise Linux 7`, `F40`, `FC6`, `Fedora 42`,
+    /// `DEVEL`: as `#version=` lines and `ksvalidator -v` spell them.
     fn from_str(text: &str) -> Result<Version, String> {
         let compact: String = text
             .chars()
@@ -96,165 +236,35 @@ impl FromStr for Version {
                 .and_then(|n| n.parse::<u32>().ok())
         };
         let found = if compact == "devel" {
-            Some(Version::F46)
+            Some(Version(table().devel as u16))
         } else if let Some(n) = number("rhel").or_else(|| number("redhatenterpriselinux")) {
-            match n {
-                9 => Some(Version::Rhel9),
-                10 => Some(Version::Rhel10),
-                _ => None,
-            }
-        } else if let Some(n) = number("fedora").or_else(|| number("f")) {
-            Version::ALL
-                .into_iter()
-                .find(|v| v.is_fedora() && v.fedora() == n)
+            Version::find(Family::Rhel, n)
+        } else if let Some(n) = number("fedora")
+            .or_else(|| number("fc"))
+            .or_else(|| number("f"))
+        {
+            Version::find(Family::Fedora, n)
         } else {
             None
         };
         found.ok_or_else(|| {
+            let t = table();
+            let range = |family: Family| {
+                let names: Vec<&str> = t
+                    .versions
+                    .iter()
+                    .filter(|e| e.family == family)
+                    .map(|e| e.name.as_str())
+                    .collect();
+                format!("{}–{}", names[0], names[names.len() - 1])
+            };
             format!(
-                "unknown kickstart version {text:?}: nodeimg knows F40 to F46 (DEVEL), RHEL9 and RHEL10"
+                "unknown kickstart version {text:?}: nodeimg knows pykickstart's {}, {} and DEVEL ({})",
+                range(Family::Rhel),
+                range(Family::Fedora),
+                t.versions[t.devel].name
             )
         })
-    }
-}
-
-/// What a version says about a command.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Status {
-    Known,
-    Deprecated,
-    Removed,
-    Unknown,
-}
-
-/// Commands every supported version knows and keeps.
-const COMMON: &[&str] = &[
-    "authselect",
-    "autopart",
-    "bootloader",
-    "cdrom",
-    "clearpart",
-    "cmdline",
-    "driverdisk",
-    "eula",
-    "fcoe",
-    "firewall",
-    "firstboot",
-    "graphical",
-    "group",
-    "halt",
-    "harddrive",
-    "hmc",
-    "ignoredisk",
-    "iscsi",
-    "iscsiname",
-    "keyboard",
-    "lang",
-    "liveimg",
-    "logging",
-    "logvol",
-    "mediacheck",
-    "mount",
-    "network",
-    "nfs",
-    "ostreecontainer",
-    "ostreesetup",
-    "part",
-    "partition",
-    "poweroff",
-    "raid",
-    "realm",
-    "reboot",
-    "repo",
-    "reqpart",
-    "rescue",
-    "rootpw",
-    "selinux",
-    "services",
-    "shutdown",
-    "skipx",
-    "snapshot",
-    "sshkey",
-    "sshpw",
-    "text",
-    "timesource",
-    "timezone",
-    "updates",
-    "url",
-    "user",
-    "volgroup",
-    "xconfig",
-    "zerombr",
-    "zfcp",
-    "zipl",
-];
-
-/// Commands every supported version rejects as removed.
-const ALWAYS_REMOVED: &[&str] = &["device", "deviceprobe", "dmraid", "install", "multipath"];
-
-/// How `version` treats the command `name` (case-sensitive, as pykickstart).
-pub fn command_status(version: Version, name: &str) -> Status {
-    use Status::*;
-    use Version::*;
-    if COMMON.contains(&name) {
-        return Known;
-    }
-    if ALWAYS_REMOVED.contains(&name) {
-        return Removed;
-    }
-    let fedora_since = |n| version.fedora_since(n);
-    match name {
-        "auth" | "authconfig" => match version {
-            Rhel9 => Known,
-            _ => Removed,
-        },
-        "autostep" | "method" => match version {
-            Rhel9 => Deprecated,
-            _ => Removed,
-        },
-        "bootc" | "rdp" => {
-            if version == Rhel10 || fedora_since(43) {
-                Known
-            } else {
-                Unknown
-            }
-        }
-        "btrfs" => match version {
-            Rhel9 => Deprecated,
-            Rhel10 => Removed,
-            _ => Known,
-        },
-        "module" => match version {
-            Rhel9 | F40 => Known,
-            Rhel10 => Deprecated,
-            _ if fedora_since(45) => Removed,
-            _ => Deprecated,
-        },
-        "nvdimm" => match version {
-            Rhel9 => Known,
-            Rhel10 => Removed,
-            _ if fedora_since(45) => Removed,
-            _ => Deprecated,
-        },
-        "vnc" => match version {
-            Rhel9 => Known,
-            Rhel10 => Deprecated,
-            _ if fedora_since(45) => Removed,
-            _ if fedora_since(43) => Deprecated,
-            _ => Known,
-        },
-        "rhsm" | "syspurpose" => match version {
-            Rhel9 | Rhel10 => Known,
-            _ => Unknown,
-        },
-        "stratisfs" | "stratispool" => {
-            if fedora_since(45) {
-                Known
-            } else {
-                Unknown
-            }
-        }
-        _ => Unknown,
     }
 }
 
@@ -264,22 +274,34 @@ mod tests {
 
     #[test]
     fn versions_parse_as_ksvalidator_spells_them() {
-        assert_eq!("RHEL9".parse(), Ok(Version::Rhel9));
-        assert_eq!("rhel10".parse(), Ok(Version::Rhel10));
-        assert_eq!("Fedora 42".parse(), Ok(Version::F42));
-        assert_eq!("F40".parse(), Ok(Version::F40));
-        assert_eq!("DEVEL".parse(), Ok(Version::F46));
-        assert!("RHEL8".parse::<Version>().unwrap_err().contains("RHEL9"));
-        assert_eq!(Version::F43.to_string(), "F43");
+        assert_eq!("RHEL9".parse(), Ok(Version::rhel(9)));
+        assert_eq!("rhel10".parse(), Ok(Version::rhel(10)));
+        assert_eq!("RHEL 8".parse(), Ok(Version::rhel(8)));
+        assert_eq!("Fedora 42".parse(), Ok(Version::fedora(42)));
+        assert_eq!("F40".parse(), Ok(Version::fedora(40)));
+        assert_eq!("FC6".parse::<Version>().unwrap().to_string(), "FC6");
+        assert_eq!("DEVEL".parse::<Version>().unwrap().to_string(), "F46");
+        let err = "RHEL2".parse::<Version>().unwrap_err();
+        assert!(
+            err.contains("RHEL3–RHEL11") && err.contains("FC3–F46"),
+            "{err}"
+        );
+        assert_eq!(Version::fedora(43).to_string(), "F43");
+        assert_eq!(Version::rhel(7).releasever(), "7");
+        assert!(Version::rhel(8) < Version::rhel(9));
+        assert_eq!(Version::all().count(), 53);
     }
 
     #[test]
     fn statuses_follow_the_handlers() {
-        assert_eq!(command_status(Version::Rhel9, "auth"), Status::Known);
-        assert_eq!(command_status(Version::Rhel10, "auth"), Status::Removed);
-        assert_eq!(command_status(Version::F43, "vnc"), Status::Deprecated);
-        assert_eq!(command_status(Version::F46, "module"), Status::Removed);
-        assert_eq!(command_status(Version::Rhel9, "TEXT"), Status::Unknown);
-        assert_eq!(command_status(Version::Rhel9, "install"), Status::Removed);
+        let status = |v: &str, c: &str| v.parse::<Version>().unwrap().command_status(c);
+        assert_eq!(status("RHEL9", "auth"), Status::Known);
+        assert_eq!(status("RHEL10", "auth"), Status::Removed);
+        assert_eq!(status("F43", "vnc"), Status::Deprecated);
+        assert_eq!(status("F46", "module"), Status::Removed);
+        assert_eq!(status("RHEL9", "TEXT"), Status::Unknown);
+        assert_eq!(status("RHEL9", "install"), Status::Removed);
+        assert_eq!(status("RHEL7", "install"), Status::Known);
+        assert_eq!(status("RHEL8", "authselect"), Status::Known);
     }
 }

@@ -74,9 +74,13 @@ const SECTIONS: &[&str] = &["%pre", "%pre-install", "%post", "%onerror"];
 /// The rpm database path the target's rpm uses: /usr/lib/sysimage/rpm from Fedora 36
 /// and EL10, /var/lib/rpm on EL9.
 pub fn rpmdb_path(version: Version) -> &'static str {
-    match version {
-        Version::Rhel9 => "/var/lib/rpm",
-        _ => "/usr/lib/sysimage/rpm",
+    // rpm moved its database in Fedora 36 and EL10.
+    if version.is_fedora() && !version.fedora_since(36)
+        || !version.is_fedora() && version < Version::rhel(10)
+    {
+        "/var/lib/rpm"
+    } else {
+        "/usr/lib/sysimage/rpm"
     }
 }
 
@@ -379,7 +383,7 @@ mod tests {
 
     #[test]
     fn the_rpmdb_follows_the_target() {
-        assert_eq!(rpmdb_path(Version::Rhel9), "/var/lib/rpm");
-        assert_eq!(rpmdb_path(Version::Rhel10), "/usr/lib/sysimage/rpm");
+        assert_eq!(rpmdb_path(Version::rhel(9)), "/var/lib/rpm");
+        assert_eq!(rpmdb_path(Version::rhel(10)), "/usr/lib/sysimage/rpm");
     }
 }

@@ -10,6 +10,7 @@
 //! * **node**: the Node's policy (`--policy node`).
 
 use std::collections::BTreeMap;
+use std::collections::HashMap;
 use std::path::Path;
 use std::rc::Rc;
 
@@ -180,18 +181,6 @@ struct Checker {
     parsed: Vec<(Command, Parsed)>,
 }
 
-/// Commands that choose the partitioning; pykickstart refuses some combinations.
-const PARTITIONING: [&str; 8] = [
-    "autopart",
-    "part",
-    "partition",
-    "raid",
-    "volgroup",
-    "logvol",
-    "reqpart",
-    "mount",
-];
-
 impl Checker {
     fn error(&mut self, origin: &Origin, rule: Rule, message: String) {
         self.findings
@@ -215,13 +204,11 @@ impl Checker {
 
     fn syntax(&mut self, ks: &Kickstart) {
         let version = self.version;
-        // The first partitioning command of each kind (autopart, mount, the rest):
-        // enough to name the earliest conflicting one, in constant time a command.
         let mut specs = options::SpecCache::default();
-        let mut first_autopart: Option<(usize, &Command)> = None;
-        let mut first_mount: Option<(usize, &Command)> = None;
-        let mut first_other: Option<(usize, &Command)> = None;
-        for (index, item) in ks.items.iter().enumerate() {
+        // The first line of each command seen: what pykickstart's conflict check
+        // (`conflictingCommands`) looks back at, in constant time a command.
+        let mut first_seen: HashMap<&str, &Command> = HashMap::new();
+        for item in &ks.items {
             let command = match item {
                 parser::Item::Section(section) => {
                     self.section(section);
@@ -262,35 +249,29 @@ impl Checker {
                 }
                 Status::Known => {}
             }
-            if PARTITIONING.contains(&command.name.as_str()) {
-                let name = command.name.as_str();
-                // autopart and mount each exclude every other partitioning command.
-                let candidates = match name {
-                    "autopart" => [first_mount, first_other],
-                    "mount" => [first_autopart, first_other],
-                    _ => [first_autopart, first_mount],
-                };
-                let conflict = candidates.into_iter().flatten().min_by_key(|(at, _)| *at);
-                if let Some((_, earlier)) = conflict {
-                    let message = format!(
-                        "The {} and {} commands can't be used at the same time (the other is at line {}).",
-                        name, earlier.name, earlier.origin.line
-                    );
-                    self.error(&command.origin, Rule::Syntax, message);
-                }
-                let first = match name {
-                    "autopart" => &mut first_autopart,
-                    "mount" => &mut first_mount,
-                    _ => &mut first_other,
-                };
-                first.get_or_insert((index, command));
-            }
-            if matches!(command.name.as_str(), "auth" | "authconfig") {
-                self.warn(
-                    &command.origin,
-                    Rule::DeprecatedCommand,
-                    "The authconfig command will be deprecated, use authselect instead.".to_owned(),
+            let conflict = version
+                .conflicts(&command.name)
+                .iter()
+                .filter_map(|other| first_seen.get(other.as_str()))
+                .min_by_key(|earlier| earlier.origin.line);
+            if let Some(earlier) = conflict {
+                let message = format!(
+                    "The {} and {} commands can't be used at the same time (the other is at line {}).",
+                    command.name, earlier.name, earlier.origin.line
                 );
+                self.error(&command.origin, Rule::Syntax, message);
+            }
+            first_seen.entry(command.name.as_str()).or_insert(command);
+            if version.warns_deprecated(&command.name) {
+                let message = if matches!(command.name.as_str(), "auth" | "authconfig") {
+                    "The authconfig command will be deprecated, use authselect instead.".to_owned()
+                } else {
+                    format!(
+                        "{} is deprecated in {version} (ksvalidator rejects it)",
+                        command.name
+                    )
+                };
+                self.warn(&command.origin, Rule::DeprecatedCommand, message);
             }
             let Some(spec) = specs.get(version, &command.name) else {
                 continue;
@@ -410,7 +391,10 @@ impl Checker {
                 }
             }
             "autopart" => {
-                if !self.version.is_fedora() && parsed.get("--type").is_some_and(|t| t == "btrfs") {
+                // RHEL8_AutoPart and RHEL10_AutoPart refuse it; RHEL7 and RHEL11 (on
+                // Fedora's F45 class) take it.
+                let refuses = [8, 9, 10].iter().any(|&n| self.version.is_rhel(n));
+                if refuses && parsed.get("--type").is_some_and(|t| t == "btrfs") {
                     self.error(
                         origin,
                         Rule::BadOption,
@@ -522,7 +506,7 @@ impl Checker {
             }
             Err(message) => self.error(&section.origin, Rule::BadOption, message),
         }
-        if section.name == "%traceback" {
+        if section.name == "%traceback" && self.version.warns_deprecated("%traceback") {
             self.warn(
                 &section.origin,
                 Rule::DeprecatedCommand,

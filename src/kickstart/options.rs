@@ -321,177 +321,24 @@ impl SpecCache {
     }
 }
 
-/// Whether `version` is one whose typed commands have notations written here, tuned
-/// against ksvalidator (F40 and later, RHEL9, RHEL10): they also say what pykickstart
-/// warns about in `parse()` rather than in its option parser (RHEL9's timezone
-/// `--isUtc`, `%packages --instLangs`). Older versions use the notation generated
-/// from pykickstart's parsers (`handlers.txt`).
-fn hand_typed(version: Version) -> bool {
-    version.fedora_since(40) || version.is_rhel(9) || version.is_rhel(10)
-}
-
-/// The option spec of a command nodeimg types, under `version`.
+/// The option spec of a command nodeimg types, under `version`: generated from
+/// pykickstart's own parser for it (`handlers.txt`), with the options whose use
+/// pykickstart warns about marked deprecated.
 pub fn spec_notation(version: Version, command: &str) -> Option<String> {
-    if !hand_typed(version) {
-        return version.generated_spec(command).map(str::to_owned);
-    }
-    let rhel9 = version.is_rhel(9);
-    let rhel10 = version.is_rhel(10);
-    let luks =
-        "--luks-version= --pbkdf= --pbkdf-memory=int --pbkdf-time=int --pbkdf-iterations=int";
-    let crypt = "--encrypted --passphrase= --escrowcert= --backuppassphrase --cipher=";
-    let notation = match command {
-        "url" => "--url= --mirrorlist= --metalink= --proxy= --noverifyssl --sslcacert= \
-                  --sslclientcert= --sslclientkey="
-            .to_owned(),
-        "repo" => {
-            let base = "--name=! --baseurl= --mirrorlist= --metalink= --cost=int --excludepkgs= \
-                        --includepkgs= --proxy= --noverifyssl --install --sslcacert= \
-                        --sslclientcert= --sslclientkey=";
-            if rhel9 {
-                format!("{base} --ignoregroups=bool~")
-            } else {
-                base.to_owned()
-            }
-        }
-        "liveimg" => "--url=! --proxy= --noverifyssl --checksum=".to_owned(),
-        "ostreesetup" => "--osname=! --remote= --url=! --ref=! --nogpg".to_owned(),
-        "lang" => "<lang> --addsupport=".to_owned(),
-        "keyboard" => "<layout*> --vckeymap= --xlayouts= --switch=".to_owned(),
-        "timezone" => {
-            if rhel10 {
-                "<timezone*> --utc".to_owned()
-            } else {
-                // RHEL9 warns that these "will be deprecated"; ksvalidator rejects them.
-                "<timezone*> --utc --isUtc~ --nontp~ --ntpservers=~".to_owned()
-            }
-        }
-        "timesource" => "--ntp-server= --ntp-pool= --ntp-disable --nts".to_owned(),
-        "network" => {
-            let team = if rhel10 {
-                "--teamslaves=~ --teamconfig=~"
-            } else {
-                "--teamslaves= --teamconfig="
-            };
-            format!(
-                "--bootproto={{dhcp,bootp,static,query,ibft}} --dhcpclass= --device= --essid= \
-                 --ethtool= --gateway= --hostname= --ip= --mtu= --nameserver= --netmask= --nodns \
-                 --onboot=bool --wepkey= --notksdevice --noipv4 --noipv6 --ipv6= --activate \
-                 --nodefroute --wpakey= --bondslaves= --bondopts= --vlanid= --ipv6gateway= {team} \
-                 --interfacename= --bridgeslaves= --bridgeopts= --no-activate --bindto={{mac}} \
-                 --ipv4-dns-search= --ipv6-dns-search= --ipv4-ignore-auto-dns \
-                 --ipv6-ignore-auto-dns"
-            )
-        }
-        "firewall" => "--disable|--disabled --enable|--enabled --port= --trust= --service= \
-                       --ftp --http --smtp --ssh --remove-service= --use-system-defaults"
-            .to_owned(),
-        "selinux" => "--disabled --enforcing --permissive".to_owned(),
-        "authselect" => "<options*>".to_owned(),
-        "rootpw" => "<password?> --iscrypted --lock --plaintext --allow-ssh".to_owned(),
-        "user" => "--name=! --homedir= --iscrypted --password= --shell= --uid=int --lock \
-                   --plaintext --gecos= --gid=int --groups="
-            .to_owned(),
-        "group" => "--name=! --gid=int".to_owned(),
-        "sshkey" => "--username=! <key>".to_owned(),
-        "services" => "--disabled= --enabled=".to_owned(),
-        "firstboot" => "--disable|--disabled --enable|--enabled --reconfig".to_owned(),
-        "bootloader" => {
-            let sdboot = if rhel9 { "" } else { " --sdboot" };
-            format!(
-                "--append= --location={{mbr,partition,none,boot}} --password= --driveorder= \
-                 --timeout=int --default= --iscrypted --md5pass= --boot-drive= --leavebootorder \
-                 --extlinux --disabled --nombr{sdboot}"
-            )
-        }
-        "zerombr" | "skipx" => String::new(),
-        "clearpart" => {
-            "--all --initlabel --linux --none --disklabel= --drives= --list= --cdl".to_owned()
-        }
-        "ignoredisk" => "--drives= --only-use=".to_owned(),
-        "part" | "partition" => {
-            let hw = if version.fedora_since(41) {
-                " --hw-passphrase="
-            } else {
-                ""
-            };
-            format!(
-                "<mntpoint> --asprimary --fstype|--type= --grow --maxsize=int --noformat \
-                 --onbiosdisk= --ondisk|--ondrive= --onpart|--usepart= --recommended --size=int \
-                 --fsoptions= --label= --fsprofile= {crypt} --resize --hibernation \
-                 --mkfsoptions= {luks}{hw}"
-            )
-        }
-        "autopart" => {
-            let hibernation = if rhel9 { "" } else { " --hibernation" };
-            let hw = if version.fedora_since(41) {
-                " --hw-passphrase="
-            } else {
-                ""
-            };
-            format!(
-                "{crypt} --nolvm --type= --fstype= --nohome --noboot --noswap {luks}{hibernation}{hw}"
-            )
-        }
-        "reqpart" => "--add-boot".to_owned(),
-        "volgroup" => "<name*> --noformat --useexisting --reserved-space=int \
-                       --reserved-percent=int --pesize=int"
-            .to_owned(),
-        "logvol" => format!(
-            "<mntpoint> --name=! --vgname=! --fstype= --grow --maxsize=int --noformat \
-             --percent=int --recommended --size=int --useexisting --fsoptions= --fsprofile= \
-             {crypt} --label= --resize --hibernation --thinpool --thin --poolname= \
-             --chunksize=int --metadatasize=int --profile= --cachesize=int --cachemode= \
-             --cachepvs= --mkfsoptions= {luks}"
-        ),
-        "text" | "cmdline" | "graphical" => "--non-interactive".to_owned(),
-        "reboot" | "poweroff" | "shutdown" | "halt" => "--eject --kexec".to_owned(),
-        "eula" => "--agreed|--agree|--accepted|--accept".to_owned(),
-        "logging" => {
-            if rhel9 {
-                "--host= --port= --level=~".to_owned()
-            } else {
-                "--host= --port=".to_owned()
-            }
-        }
-        _ => return None,
-    };
-    Some(notation)
+    version.generated_spec(command).map(str::to_owned)
 }
 
 /// `%packages` header options.
 pub fn packages_notation(version: Version) -> String {
-    if !hand_typed(version) {
-        return version
-            .generated_spec("%packages")
-            .unwrap_or_default()
-            .to_owned();
-    }
-    let camel = if version.is_rhel(10) {
-        ""
-    } else {
-        " --instLangs=~ --excludeWeakdeps~"
-    };
-    let broken = if version.is_rhel(9) {
-        ""
-    } else {
-        " --ignorebroken"
-    };
-    format!(
-        "--default --excludedocs --ignoremissing --nocore --multilib --inst-langs= \
-         --exclude-weakdeps --timeout=int --retries=int{broken}{camel}"
-    )
+    version
+        .generated_spec("%packages")
+        .unwrap_or_default()
+        .to_owned()
 }
 
-/// Script section header options.
+/// Script section header options (`%pre`, `%post` …).
 pub fn script_notation(version: Version, section: &str) -> &'static str {
-    if !hand_typed(version) {
-        return version.generated_spec(section).unwrap_or("");
-    }
-    match section {
-        "%post" => "--erroronfail --interpreter= --log|--logfile= --nochroot",
-        _ => "--erroronfail --interpreter= --log|--logfile=",
-    }
+    version.generated_spec(section).unwrap_or("")
 }
 
 #[cfg(test)]

@@ -34,8 +34,18 @@ struct Entry {
     name: String,
     family: Family,
     release: u32,
-    /// Command (or section) → its status and, for typed ones, its spec's index.
-    commands: HashMap<String, (Status, Option<usize>)>,
+    commands: HashMap<String, Command>,
+}
+
+/// What one version says of one command (or section).
+struct Command {
+    status: Status,
+    /// Its parse warns of a deprecation (ksvalidator then rejects the file).
+    warns: bool,
+    /// For typed commands and sections: the index of its spec.
+    spec: Option<usize>,
+    /// Commands it may not follow (every name of each).
+    conflicts: Vec<String>,
 }
 
 struct Table {
@@ -89,16 +99,33 @@ fn parse_table(text: &str) -> Table {
                 for entry in words {
                     let mut parts = entry.split(':');
                     let command = parts.next().expect("handlers.txt: a command");
-                    let status = match parts.next() {
-                        Some("k") => Status::Known,
-                        Some("d") => Status::Deprecated,
-                        Some("r") => Status::Removed,
+                    let (status, warns) = match parts.next() {
+                        Some("k") => (Status::Known, false),
+                        Some("w") => (Status::Known, true),
+                        Some("d") => (Status::Deprecated, false),
+                        Some("r") => (Status::Removed, false),
                         other => panic!("handlers.txt: status {other:?} of {command}"),
                     };
                     let spec = parts
                         .next()
+                        .filter(|id| !id.is_empty())
                         .map(|id| id.parse().expect("handlers.txt: a spec id"));
-                    commands.insert(command.to_owned(), (status, spec));
+                    let conflicts = parts
+                        .next()
+                        .unwrap_or("")
+                        .split(',')
+                        .filter(|c| !c.is_empty())
+                        .map(str::to_owned)
+                        .collect();
+                    commands.insert(
+                        command.to_owned(),
+                        Command {
+                            status,
+                            warns,
+                            spec,
+                            conflicts,
+                        },
+                    );
                 }
                 versions.push((
                     number,
@@ -191,14 +218,29 @@ impl Version {
         self.entry()
             .commands
             .get(name)
-            .map_or(Status::Unknown, |(status, _)| *status)
+            .map_or(Status::Unknown, |c| c.status)
+    }
+
+    /// Whether a known command or section (`%traceback`) makes pykickstart warn of
+    /// its deprecation when used, which ksvalidator turns into a rejection.
+    pub fn warns_deprecated(self, name: &str) -> bool {
+        self.entry().commands.get(name).is_some_and(|c| c.warns)
+    }
+
+    /// The commands `name` may not follow in this version (pykickstart's
+    /// `conflictingCommands`: autopart and part, mount and the rest …).
+    pub fn conflicts(self, name: &str) -> &'static [String] {
+        self.entry()
+            .commands
+            .get(name)
+            .map_or(&[], |c| c.conflicts.as_slice())
     }
 
     /// The generated spec notation of a typed command or a section (`%packages`,
     /// `%post` …), from pykickstart's parser for it.
     pub fn generated_spec(self, name: &str) -> Option<&'static str> {
-        let (_, spec) = self.entry().commands.get(name)?;
-        spec.map(|id| table().specs[id].as_str())
+        let spec = self.entry().commands.get(name)?.spec?;
+        Some(table().specs[spec].as_str())
     }
 }
 

@@ -238,6 +238,40 @@ fn a_missing_include_is_an_error_unless_pre_writes_that_path() {
 }
 
 #[test]
+fn a_hundred_thousand_part_lines_are_checked_one_by_one() {
+    // Every line a command the check looks back over (conflicts, duplicates): the
+    // verdict is exact and the work linear (the time is measured in
+    // benches/kickstart.rs, not here).
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let mut text = fs::read_to_string(NODE).unwrap();
+    for i in 0..100_000 {
+        text.push_str(&format!("part /srv/p{i} --size=10\n"));
+    }
+    text.push_str("part /srv/p7 --size=20\nautopart\n");
+    fs::write(d.join("big.ks"), &text).unwrap();
+    let out = nodeimg(d, &["check", "--format", "json", "--lmc", "off", "big.ks"]);
+    let findings: Vec<(String, String, u64)> = findings_of(&json(&out));
+    let lines = text.lines().count() as u64;
+    assert_eq!(
+        findings,
+        [
+            ("warning".to_owned(), "duplicate".to_owned(), lines - 1),
+            ("error".to_owned(), "syntax".to_owned(), lines),
+        ],
+        "{}",
+        text_of_findings(&out)
+    );
+}
+
+fn text_of_findings(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stdout)
+        .chars()
+        .take(4000)
+        .collect()
+}
+
+#[test]
 fn deep_includes_are_too_deep_not_a_cycle_and_a_fan_out_is_capped() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();

@@ -177,6 +177,27 @@ fn corpus() -> Vec<(String, String)> {
     .unwrap();
     let mut out: Vec<(String, String)> = vec![
         ("node".into(), node),
+        // Shaped like real ones of their era (EL5 to EL8, Fedora 35), written here.
+        (
+            "el5-lvm-server".into(),
+            include_str!("kickstarts/el5-lvm-server.ks").into(),
+        ),
+        (
+            "el6-minimal".into(),
+            include_str!("kickstarts/el6-minimal.ks").into(),
+        ),
+        (
+            "el7-anaconda".into(),
+            include_str!("kickstarts/el7-anaconda.ks").into(),
+        ),
+        (
+            "el8-minimal".into(),
+            include_str!("kickstarts/el8-minimal.ks").into(),
+        ),
+        (
+            "f35-cloud".into(),
+            include_str!("kickstarts/f35-cloud.ks").into(),
+        ),
         ("minimal".into(), MINIMAL.into()),
         ("cloud".into(), CLOUD.into()),
         ("spin".into(), SPIN.into()),
@@ -359,6 +380,8 @@ fn corpus() -> Vec<(String, String)> {
 struct Verdict {
     accepted: bool,
     line: Option<usize>,
+    /// Every line nodeimg's syntax findings name (empty for ksvalidator's verdicts).
+    lines: Vec<usize>,
     text: String,
 }
 
@@ -390,6 +413,7 @@ fn ksvalidator(path: &Path) -> Verdict {
     Verdict {
         accepted: out.status.success(),
         line,
+        lines: Vec::new(),
         text,
     }
 }
@@ -414,6 +438,7 @@ fn nodeimg(path: &Path) -> Verdict {
             .first()
             .and_then(|f| f["origin"]["line"].as_u64())
             .map(|l| l as usize),
+        lines: Vec::new(),
         text: serde_json::to_string_pretty(&syntax).unwrap(),
     }
 }
@@ -513,6 +538,7 @@ fn ksvalidator_verdict(result: &serde_json::Value) -> Verdict {
     Verdict {
         accepted: result[0].as_u64() == Some(0),
         line,
+        lines: Vec::new(),
         text: body.to_owned(),
     }
 }
@@ -542,22 +568,24 @@ fn nodeimg_batch(version: &str, paths: &[PathBuf]) -> Vec<Verdict> {
                 .iter()
                 .filter(|f| f["group"] == "syntax" && f["severity"] != "info")
                 .collect();
+            let lines: Vec<usize> = syntax
+                .iter()
+                .filter_map(|f| f["origin"]["line"].as_u64())
+                .filter(|&l| l > 0)
+                .map(|l| l as usize)
+                .collect();
             Verdict {
                 accepted: syntax.is_empty(),
-                line: syntax
-                    .iter()
-                    .filter_map(|f| f["origin"]["line"].as_u64())
-                    .filter(|&l| l > 0)
-                    .min()
-                    .map(|l| l as usize),
+                line: lines.iter().min().copied(),
+                lines,
                 text: serde_json::to_string_pretty(&syntax).unwrap(),
             }
         })
         .collect()
 }
 
-/// The corpus under every version pykickstart knows: the same verdicts, and the same
-/// first line where ksvalidator names one.
+/// The corpus under every version pykickstart knows: the same verdicts, and the first
+/// line ksvalidator names among nodeimg's.
 #[test]
 fn nodeimg_and_ksvalidator_agree_under_every_version() {
     use nodeimg::kickstart::version::Version;
@@ -566,7 +594,10 @@ fn nodeimg_and_ksvalidator_agree_under_every_version() {
     for (name, text) in corpus() {
         let path = dir.path().join(format!("{name}.ks"));
         // The corpus's own version line would override --ks-version.
-        let text = text.replacen("#version=RHEL9\n", "", 1);
+        let text = match text.split_once('\n') {
+            Some((first, rest)) if first.starts_with("#version=") => rest.to_owned(),
+            _ => text,
+        };
         std::fs::write(&path, text).unwrap();
         paths.push(path);
     }
@@ -588,10 +619,9 @@ fn nodeimg_and_ksvalidator_agree_under_every_version() {
         let ours = nodeimg_batch(version, &paths);
         for ((path, t), o) in paths.iter().zip(&theirs).zip(&ours) {
             rejected += usize::from(!t.accepted);
-            let same_line = match (t.line, o.line) {
-                (Some(t), Some(o)) => t == o,
-                _ => true,
-            };
+            // The first line ksvalidator names is one nodeimg names too (ksvalidator
+            // prints some findings, deprecations among them, without a line).
+            let same_line = t.line.is_none_or(|line| o.lines.contains(&line));
             if t.accepted != o.accepted || !same_line {
                 disagreements.push(format!(
                     "{version} {}: ksvalidator {} (line {:?}), nodeimg {} (line {:?})\n--- ksvalidator:\n{}\n--- nodeimg:\n{}",

@@ -255,8 +255,8 @@ pub struct CheckArgs {
     #[arg(long, value_enum, default_value_t = crate::kickstart::check::LmcMode::NoVirt)]
     pub lmc: crate::kickstart::check::LmcMode,
 
-    /// The syntax version: RHEL9, RHEL10, F40 … F46 (DEVEL). Default: the file's
-    /// #version= line, else RHEL9.
+    /// The syntax version: any pykickstart knows, RHEL3 … RHEL11, FC3 … F46, DEVEL.
+    /// Default: the file's #version= line, else RHEL9.
     #[arg(long, value_name = "V")]
     pub ks_version: Option<crate::kickstart::version::Version>,
 

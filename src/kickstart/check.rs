@@ -252,7 +252,7 @@ impl Checker {
             let conflict = version
                 .conflicts(&command.name)
                 .iter()
-                .filter_map(|other| first_seen.get(other.as_str()))
+                .filter_map(|other| first_seen.get(other))
                 .min_by_key(|earlier| earlier.origin.line);
             if let Some(earlier) = conflict {
                 let message = format!(

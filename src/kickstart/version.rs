@@ -34,7 +34,10 @@ struct Entry {
     name: String,
     family: Family,
     release: u32,
-    commands: HashMap<String, Command>,
+    /// The rest of its line in handlers.txt, read into `commands` when first asked:
+    /// a check needs one version of fifty-three.
+    raw: &'static str,
+    commands: OnceLock<HashMap<&'static str, Command>>,
 }
 
 /// What one version says of one command (or section).
@@ -45,7 +48,7 @@ struct Command {
     /// For typed commands and sections: the index of its spec.
     spec: Option<usize>,
     /// Commands it may not follow (every name of each).
-    conflicts: Vec<String>,
+    conflicts: Vec<&'static str>,
 }
 
 struct Table {
@@ -63,7 +66,7 @@ fn table() -> &'static Table {
 }
 
 /// Read `handlers.txt`; it is ours and compiled in, so a malformed line is a bug.
-fn parse_table(text: &str) -> Table {
+fn parse_table(text: &'static str) -> Table {
     let mut specs = Vec::new();
     let mut versions: Vec<(u64, Entry)> = Vec::new();
     let mut devel_number = None;
@@ -83,57 +86,23 @@ fn parse_table(text: &str) -> Table {
                 specs.push(notation.to_owned());
             }
             "version" => {
-                let mut words = rest.split(' ');
-                let name = words.next().expect("handlers.txt: a version name");
-                let number: u64 = words
-                    .next()
-                    .and_then(|n| n.parse().ok())
-                    .expect("handlers.txt: a version number");
+                let (name, rest) = rest.split_once(' ').expect("handlers.txt: a version name");
+                let (number, raw) = rest.split_once(' ').unwrap_or((rest, ""));
+                let number: u64 = number.parse().expect("handlers.txt: a version number");
                 if name == "DEVEL" {
                     devel_number = Some(number);
                     continue;
                 }
                 let (family, release) =
                     split_name(name).expect("handlers.txt: a known version name");
-                let mut commands = HashMap::new();
-                for entry in words {
-                    let mut parts = entry.split(':');
-                    let command = parts.next().expect("handlers.txt: a command");
-                    let (status, warns) = match parts.next() {
-                        Some("k") => (Status::Known, false),
-                        Some("w") => (Status::Known, true),
-                        Some("d") => (Status::Deprecated, false),
-                        Some("r") => (Status::Removed, false),
-                        other => panic!("handlers.txt: status {other:?} of {command}"),
-                    };
-                    let spec = parts
-                        .next()
-                        .filter(|id| !id.is_empty())
-                        .map(|id| id.parse().expect("handlers.txt: a spec id"));
-                    let conflicts = parts
-                        .next()
-                        .unwrap_or("")
-                        .split(',')
-                        .filter(|c| !c.is_empty())
-                        .map(str::to_owned)
-                        .collect();
-                    commands.insert(
-                        command.to_owned(),
-                        Command {
-                            status,
-                            warns,
-                            spec,
-                            conflicts,
-                        },
-                    );
-                }
                 versions.push((
                     number,
                     Entry {
                         name: name.to_owned(),
                         family,
                         release,
-                        commands,
+                        raw,
+                        commands: OnceLock::new(),
                     },
                 ));
             }
@@ -149,6 +118,42 @@ fn parse_table(text: &str) -> Table {
         versions: versions.into_iter().map(|(_, entry)| entry).collect(),
         devel,
     }
+}
+
+/// A version's commands from its line: `NAME:STATUS:SPEC:CONFLICTS` each.
+fn parse_commands(raw: &'static str) -> HashMap<&'static str, Command> {
+    let mut commands = HashMap::new();
+    for entry in raw.split(' ').filter(|e| !e.is_empty()) {
+        let mut parts = entry.split(':');
+        let command = parts.next().expect("handlers.txt: a command");
+        let (status, warns) = match parts.next() {
+            Some("k") => (Status::Known, false),
+            Some("w") => (Status::Known, true),
+            Some("d") => (Status::Deprecated, false),
+            Some("r") => (Status::Removed, false),
+            other => panic!("handlers.txt: status {other:?} of {command}"),
+        };
+        let spec = parts
+            .next()
+            .filter(|id| !id.is_empty())
+            .map(|id| id.parse().expect("handlers.txt: a spec id"));
+        let conflicts = parts
+            .next()
+            .unwrap_or("")
+            .split(',')
+            .filter(|c| !c.is_empty())
+            .collect();
+        commands.insert(
+            command,
+            Command {
+                status,
+                warns,
+                spec,
+                conflicts,
+            },
+        );
+    }
+    commands
 }
 
 /// `RHEL9` → (Rhel, 9), `F40` → (Fedora, 40), `FC6` → (Fedora, 6).
@@ -194,6 +199,11 @@ impl Version {
         &table().versions[usize::from(self.0)]
     }
 
+    fn commands(self) -> &'static HashMap<&'static str, Command> {
+        let entry = self.entry();
+        entry.commands.get_or_init(|| parse_commands(entry.raw))
+    }
+
     pub fn is_fedora(self) -> bool {
         self.entry().family == Family::Fedora
     }
@@ -215,8 +225,7 @@ impl Version {
 
     /// How this version treats the command `name` (case-sensitive, as pykickstart).
     pub fn command_status(self, name: &str) -> Status {
-        self.entry()
-            .commands
+        self.commands()
             .get(name)
             .map_or(Status::Unknown, |c| c.status)
     }
@@ -224,14 +233,13 @@ impl Version {
     /// Whether a known command or section (`%traceback`) makes pykickstart warn of
     /// its deprecation when used, which ksvalidator turns into a rejection.
     pub fn warns_deprecated(self, name: &str) -> bool {
-        self.entry().commands.get(name).is_some_and(|c| c.warns)
+        self.commands().get(name).is_some_and(|c| c.warns)
     }
 
     /// The commands `name` may not follow in this version (pykickstart's
     /// `conflictingCommands`: autopart and part, mount and the rest …).
-    pub fn conflicts(self, name: &str) -> &'static [String] {
-        self.entry()
-            .commands
+    pub fn conflicts(self, name: &str) -> &'static [&'static str] {
+        self.commands()
             .get(name)
             .map_or(&[], |c| c.conflicts.as_slice())
     }
@@ -239,7 +247,7 @@ impl Version {
     /// The generated spec notation of a typed command or a section (`%packages`,
     /// `%post` …), from pykickstart's parser for it.
     pub fn generated_spec(self, name: &str) -> Option<&'static str> {
-        let spec = self.entry().commands.get(name)?.spec?;
+        let spec = self.commands().get(name)?.spec?;
         Some(table().specs[spec].as_str())
     }
 }

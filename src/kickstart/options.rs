@@ -1,4 +1,5 @@
-//! Options of the commands an appliance kickstart uses, per version, and argument
+//! Options of the commands an appliance kickstart uses, per version (generated from
+//! pykickstart's parsers into `handlers.txt`, see `version.rs`), and argument
 //! parsing with argparse's rules as pykickstart applies them (`KSOptionParser`):
 //! `--opt=value` and `--opt value`, unambiguous prefixes of long options, last one
 //! wins, typed values, required options and positionals. Messages are argparse's.

@@ -269,42 +269,42 @@ pub enum Verdict {
     Blocked,
 }
 
-/// The README's main job (offline) and test command, with what each needs beyond
-/// the tools of a default build.
-const README_COMMANDS: [(&str, &str, &[&str]); 2] = [
-    (
-        "scripts/setup.sh && examples/offline/run.sh",
-        "the main job: build, inspect and upgrade the offline Node into out/",
-        &[
-            "cargo",
-            "busybox",
-            "unshare",
-            "createrepo_c",
-            "rpmbuild",
-            "dnf",
-        ],
-    ),
-    (
-        "scripts/setup.sh && scripts/test.sh",
-        "the tests: formatting, lints, Rust and Python tests, a real koji",
-        &[
-            "cargo",
-            "busybox",
-            "unshare",
-            "createrepo_c",
-            "rpmbuild",
-            "dnf",
-            "python3",
-            "gpg",
-            "sgdisk",
-            "sfdisk",
-            "debugfs",
-            "qemu-img",
-            // PostgreSQL for the real kojihub: Debian's wrapper, or initdb on PATH.
-            "pg_ctlcluster|initdb",
-        ],
-    ),
+/// What the README's main job (offline) needs beyond the tools of a default build.
+const MAIN_JOB_NEEDS: &[&str] = &[
+    "cargo",
+    "busybox",
+    "unshare",
+    "createrepo_c",
+    "rpmbuild",
+    "dnf",
 ];
+/// What the tests need besides: Python, signing, partitioning, qcow2, and PostgreSQL
+/// for the real kojihub (Debian's wrapper, or initdb on PATH).
+const TEST_NEEDS: &[&str] = &[
+    "python3",
+    "gpg",
+    "sgdisk",
+    "sfdisk",
+    "debugfs",
+    "qemu-img",
+    "pg_ctlcluster|initdb",
+];
+
+/// The README's two commands, what each does, and what each needs.
+fn readme_commands() -> [(&'static str, &'static str, Vec<&'static str>); 2] {
+    [
+        (
+            "scripts/setup.sh && examples/offline/run.sh",
+            "the main job: build, inspect and upgrade the offline Node into out/",
+            MAIN_JOB_NEEDS.to_vec(),
+        ),
+        (
+            "scripts/setup.sh && scripts/test.sh",
+            "the tests: formatting, lints, Rust and Python tests, a real koji",
+            [MAIN_JOB_NEEDS, TEST_NEEDS].concat(),
+        ),
+    ]
+}
 
 /// Judge the README's commands from the tools and host checks already examined.
 fn judge_readme(tools: &[ToolReport], checks: &[Check]) -> Vec<ReadmeCommand> {
@@ -334,8 +334,8 @@ fn judge_readme(tools: &[ToolReport], checks: &[Check]) -> Vec<ReadmeCommand> {
     {
         blockers.push(format!("workdir: {}", workdir.detail));
     }
-    README_COMMANDS
-        .iter()
+    readme_commands()
+        .into_iter()
         .map(|(command, what, needs)| {
             let mut missing = base_missing.clone();
             missing.extend(

@@ -385,6 +385,18 @@ struct Verdict {
     text: String,
 }
 
+/// The earliest "line N" ksvalidator's output names.
+fn first_named_line(text: &str) -> Option<usize> {
+    text.split("line ")
+        .skip(1)
+        .filter_map(|rest| {
+            rest.split(|c: char| !c.is_ascii_digit())
+                .next()
+                .and_then(|n| n.parse::<usize>().ok())
+        })
+        .min()
+}
+
 fn ksvalidator(path: &Path) -> Verdict {
     // ksvalidator leaves its preprocessed copy (mkstemp "-ks.cfg") behind on failure.
     let tmp = tempfile::tempdir().unwrap();
@@ -401,18 +413,9 @@ fn ksvalidator(path: &Path) -> Verdict {
     );
     // ksvalidator prints command errors (stderr) and the structural error that stops it
     // (stdout) in no useful order: take the earliest line it names.
-    let line = text
-        .split("line ")
-        .skip(1)
-        .filter_map(|rest| {
-            rest.split(|c: char| !c.is_ascii_digit())
-                .next()
-                .and_then(|n| n.parse::<usize>().ok())
-        })
-        .min();
     Verdict {
         accepted: out.status.success(),
-        line,
+        line: first_named_line(&text),
         lines: Vec::new(),
         text,
     }
@@ -526,18 +529,9 @@ fn ksvalidator_verdict(result: &serde_json::Value) -> Verdict {
         .split_once("Checking kickstart file")
         .map_or(text.as_str(), |(_, b)| b);
     let body = body.split_once('\n').map_or("", |(_, b)| b);
-    let line = body
-        .split("line ")
-        .skip(1)
-        .filter_map(|rest| {
-            rest.split(|c: char| !c.is_ascii_digit())
-                .next()
-                .and_then(|n| n.parse::<usize>().ok())
-        })
-        .min();
     Verdict {
         accepted: result[0].as_u64() == Some(0),
-        line,
+        line: first_named_line(body),
         lines: Vec::new(),
         text: body.to_owned(),
     }

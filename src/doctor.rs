@@ -308,13 +308,16 @@ fn readme_commands() -> [(&'static str, &'static str, Vec<&'static str>); 2] {
 
 /// Judge the README's commands from the tools and host checks already examined.
 fn judge_readme(tools: &[ToolReport], checks: &[Check]) -> Vec<ReadmeCommand> {
+    // rustup installs cargo under ~/.cargo/bin, which setup.sh adds to PATH itself.
+    let cargo_bin = std::env::var_os("HOME").map(|home| Path::new(&home).join(".cargo/bin"));
     let found = |name: &str| {
         tools.iter().any(|t| t.name == name && t.found)
             || crate::sys::cmd::which(name).is_some()
             || SBIN_DIRS
                 .iter()
-                .chain(&["/root/.cargo/bin"])
-                .any(|dir| Path::new(dir).join(name).is_file())
+                .map(Path::new)
+                .chain(cargo_bin.as_deref())
+                .any(|dir| dir.join(name).is_file())
     };
     let package_manager = found("apt-get") || found("dnf");
     let mut base_missing: Vec<String> = tools

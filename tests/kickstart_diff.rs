@@ -8,6 +8,24 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 const KSVALIDATOR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/.venv/bin/ksvalidator");
+const PYTHON: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/.venv/bin/python");
+
+/// Run the venv's Python with `args` (TMPDIR a scratch directory: pykickstart leaves
+/// files there); its stdout, once it has succeeded.
+fn python(args: &[&std::ffi::OsStr]) -> Vec<u8> {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = Command::new(PYTHON)
+        .env("TMPDIR", tmp.path())
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{PYTHON}: {e}; run scripts/setup.sh"));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
 
 const MINIMAL: &str = "\
 shutdown
@@ -508,19 +526,15 @@ for version in versions:
     out[version] = results
 json.dump(out, sys.stdout)
 "#;
-    let tmp = tempfile::tempdir().unwrap();
-    let out = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.venv/bin/python"))
-        .env("TMPDIR", tmp.path())
-        .args(["-c", DRIVER, KSVALIDATOR, &versions.join(",")])
-        .args(paths)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+    let versions = versions.join(",");
+    let mut args: Vec<&std::ffi::OsStr> = vec![
+        "-c".as_ref(),
+        DRIVER.as_ref(),
+        KSVALIDATOR.as_ref(),
+        versions.as_ref(),
+    ];
+    args.extend(paths.iter().map(|p| p.as_os_str()));
+    serde_json::from_slice(&python(&args)).unwrap()
 }
 
 fn ksvalidator_verdict(result: &serde_json::Value) -> Verdict {
@@ -699,16 +713,10 @@ for v in sys.argv[1:]:
     out[v] = cmds
 json.dump(out, sys.stdout)
 "#;
-    let generated = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.venv/bin/python"))
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/scripts/kickstart-handlers.py"
-        ))
-        .output()
-        .unwrap();
-    assert!(generated.status.success(), "{generated:?}");
+    let generated =
+        python(&[concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/kickstart-handlers.py").as_ref()]);
     assert!(
-        generated.stdout
+        generated
             == std::fs::read(concat!(
                 env!("CARGO_MANIFEST_DIR"),
                 "/src/kickstart/handlers.txt"
@@ -720,18 +728,10 @@ json.dump(out, sys.stdout)
 
     let versions: Vec<String> = Version::all().map(|v| v.to_string()).collect();
     assert_eq!(versions.len(), 53, "{versions:?}");
-    let python = concat!(env!("CARGO_MANIFEST_DIR"), "/.venv/bin/python");
-    let out = Command::new(python)
-        .args(["-c", script])
-        .args(&versions)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let handlers: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mut args: Vec<&std::ffi::OsStr> = vec!["-c".as_ref(), script.as_ref()];
+    args.extend(versions.iter().map(std::ffi::OsStr::new));
+    let out = python(&args);
+    let handlers: serde_json::Value = serde_json::from_slice(&out).unwrap();
     let mut wrong = Vec::new();
     for version in Version::all() {
         let commands = handlers[version.to_string()].as_object().unwrap();

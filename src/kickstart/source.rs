@@ -122,19 +122,7 @@ const MAX_BYTES: u64 = 64 << 20;
 pub fn load(path: &Path) -> Source {
     let mut source = Source::default();
     let mut stack = Vec::new();
-    // A %pre script that writes an include names its path somewhere in the top file
-    // besides the %include line; keep the text to recognise such includes.
-    let top_bytes = std::fs::read(path).unwrap_or_default();
-    let written = pre_writes(&String::from_utf8_lossy(&top_bytes));
-    read_file(path, None, &mut stack, &mut source, &written);
-    if source.files.len() == 1 && is_blank(&top_bytes) {
-        source.findings.push(Finding::error(
-            Some(Origin::new(Rc::clone(&source.files[0]), 0)),
-            Rule::EmptyFile,
-            "the kickstart is empty (ksvalidator: \"Empty file\")".to_owned(),
-        ));
-        source.fatal = true;
-    }
+    read_file(path, None, &mut stack, &mut source, None);
     if source.files.is_empty() {
         // The top file itself could not be read.
         source.fatal = true;
@@ -147,7 +135,7 @@ fn read_file(
     included_at: Option<&Origin>,
     stack: &mut Vec<PathBuf>,
     source: &mut Source,
-    written: &HashSet<String>,
+    written: Option<&HashSet<String>>,
 ) {
     if source.fatal {
         return;
@@ -221,6 +209,25 @@ fn read_file(
     };
     let file = Rc::new(path.to_owned());
     source.files.push(Rc::clone(&file));
+    // The top file: what ksvalidator calls empty, and the files its %pre scripts write
+    // (the only includes that may be missing when it is checked), for every include.
+    let top_written;
+    let written = match written {
+        Some(written) => written,
+        None => {
+            if is_blank(text.as_bytes()) {
+                source.findings.push(Finding::error(
+                    Some(Origin::new(Rc::clone(&file), 0)),
+                    Rule::EmptyFile,
+                    "the kickstart is empty (ksvalidator: \"Empty file\")".to_owned(),
+                ));
+                source.fatal = true;
+                return;
+            }
+            top_written = pre_writes(&text);
+            &top_written
+        }
+    };
     stack.push(canonical);
     let dir = path.parent().map(Path::to_owned).unwrap_or_default();
     for (index, text) in split_lines(&text).into_iter().enumerate() {
@@ -353,7 +360,7 @@ fn splice(
             resolved: resolved.clone(),
         },
     });
-    read_file(&resolved, Some(&origin), stack, source, written);
+    read_file(&resolved, Some(&origin), stack, source, Some(written));
     source.lines.push(Line {
         origin,
         text: text.to_owned(),

@@ -14,6 +14,7 @@ pub mod kickstart;
 pub mod koji;
 pub mod liveimg;
 pub mod logging;
+pub mod nevra;
 pub mod package;
 pub mod sys;
 pub mod units;

@@ -208,6 +208,7 @@ class NodeImageCreateTask(BaseBuildTask):
 
     OUTDIR = "nodeimg-out"
     SRPMDIR = "nodeimg-srpm"
+    IMGDATA = "nodeimg-imgdata.json"
 
     def fetch_kickstart(self, ks, tmpdir, build_tag, scratch=False):
         """The kickstart into the chroot's tmpdir: an SCM checkout (allowed_scms and the
@@ -301,14 +302,19 @@ class NodeImageCreateTask(BaseBuildTask):
                 % (koji.util.parseStatus(rv, "nodeimg"),
                    "".join("\n  " + line for line in errors)))
 
-        with open(os.path.join(out, "build.json")) as f:
-            record = json.load(f)
-        files = [o["file"] for o in record["outputs"]]
-        image = [f for f in files if f.endswith(".liveimg.squashfs")]
-        rpms = [f for f in files if f.endswith(".noarch.rpm")]
-        if len(image) != 1 or len(rpms) != 1:
-            raise koji.LiveMediaError("nodeimg made %s, not one image and one RPM" % files)
-        for extra in [f for f in files if f not in image + rpms] + ["build.json"]:
+        # What the build made, as nodeimg reads its own record (build.json's format
+        # is nodeimg's business, not this plugin's).
+        imgdata_within = os.path.join(within, self.IMGDATA)
+        rv = broot.mock(["--cwd", within, "--chroot", "--", config["nodeimg"], "koji",
+                         "imgdata", out_within, "-o", imgdata_within])
+        if rv:
+            raise koji.BuildError("nodeimg koji imgdata failed (%s)"
+                                  % koji.util.parseStatus(rv, "nodeimg"))
+        with open(os.path.join(tmpdir, self.IMGDATA)) as f:
+            imgdata = json.load(f)
+        image = imgdata["files"]
+        rpms = [imgdata["update_rpm"]]
+        for extra in imgdata["extra_files"]:
             remote = extra + ".log"
             self.uploadFile(os.path.join(out, extra), remoteName=remote)
             logs.append(remote)
@@ -337,13 +343,9 @@ class NodeImageCreateTask(BaseBuildTask):
         scratch = bool(opts.get("scratch"))
         rpmlist = []
         if not scratch:
-            for p in record.get("rpms", []):
-                # What importImageInternal resolves (get_rpm) or, for the RPMs that
-                # markExternalRPMs finds in external repositories, records.
-                rpmlist.append({"name": p["name"], "version": p["version"],
-                                "release": p["release"], "epoch": p["epoch"],
-                                "arch": p["arch"], "payloadhash": p["sigmd5"],
-                                "size": p["size"], "buildtime": p["buildtime"]})
+            # What importImageInternal resolves (get_rpm) or, for the RPMs that
+            # markExternalRPMs finds in external repositories, records.
+            rpmlist = imgdata["rpmlist"]
             broot.markExternalRPMs(rpmlist)
         broot.expire()
         return {

@@ -22,7 +22,7 @@ const SIGNATURE_TAGS: [IndexTag; 4] = [
     IndexTag::RPMTAG_SIGGPG,
 ];
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Package {
     pub name: String,
     pub epoch: Option<u32>,

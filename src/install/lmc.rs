@@ -9,7 +9,79 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
+use super::{Backend, FlatKickstart, RootFs};
+use crate::kickstart::check::LmcMode;
+use crate::liveimg;
 use crate::sys::cmd::{Cmd, CmdError};
+
+/// livemedia-creator as an installer backend: on the host, in a VM, or in a mock chroot.
+#[derive(Debug)]
+pub struct Lmc {
+    pub label: String,
+    pub virt: Option<Virt>,
+    /// Run it in a mock chroot of this configuration (a name or a .cfg file).
+    pub mock: Option<String>,
+}
+
+impl Backend for Lmc {
+    fn name(&self) -> String {
+        match &self.mock {
+            Some(config) => format!("lmc in mock {config}"),
+            None => "lmc".to_owned(),
+        }
+    }
+
+    fn lmc_mode(&self) -> LmcMode {
+        match self.virt {
+            Some(_) => LmcMode::Virt,
+            None => LmcMode::NoVirt,
+        }
+    }
+
+    fn install(&self, ks: &FlatKickstart, work: &Path, logs: &Path) -> Result<RootFs> {
+        let options = LmcOptions {
+            kickstart: &ks.path,
+            work,
+            label: &self.label,
+            project: "oVirt Node",
+            releasever: &ks.releasever,
+            virt: self.virt.as_ref(),
+        };
+        let result = match &self.mock {
+            Some(config) => super::mock::run(config, &options),
+            None => run(&options),
+        };
+        // The installer's logs go with the build's, whatever happened.
+        copy_logs(&log_dir(work), logs);
+        let result = result?;
+        Ok(RootFs {
+            summary: format!("livemedia-creator made {}", result.image.display()),
+            source: liveimg::Source::Fsimage { path: result.image },
+            size: None,
+            installed: None,
+        })
+    }
+}
+
+/// Copy an installer's log tree into the build's logs/ (best effort: a log that cannot
+/// be copied is named in nodeimg's own log).
+fn copy_logs(from: &Path, to: &Path) {
+    let Ok(entries) = fs::read_dir(from) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let target = to.join(entry.file_name());
+        let path = entry.path();
+        let copied = if path.is_dir() {
+            fs::create_dir_all(&target).map(|()| copy_logs(&path, &target))
+        } else {
+            fs::copy(&path, &target).map(|_| ())
+        };
+        if let Err(err) = copied {
+            tracing::warn!("cannot keep the installer log {}: {err}", path.display());
+        }
+    }
+}
 
 /// What the run produced.
 #[derive(Debug)]

@@ -22,7 +22,7 @@ use super::source;
 use super::version::{self, Status, Version};
 use super::{Finding, Origin, Rule, Severity};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Policy {
     /// Syntax, traps, unattended completeness and livemedia-creator's rules.

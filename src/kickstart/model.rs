@@ -155,7 +155,7 @@ pub struct Services {
     pub disabled: Vec<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Bootloader {
     pub location: Option<String>,
     pub append: Option<String>,

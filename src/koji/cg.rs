@@ -28,6 +28,8 @@ use serde_json::json;
 use super::session::Session;
 use super::upload::{self, Uploaded};
 use super::xmlrpc::{self, Fault, as_i64, as_str, member};
+use crate::build::record::{BuildRecord, OutputKind};
+use crate::nevra::{Nvr, VersionRelease};
 
 /// What to import and how.
 pub struct ImportOptions<'a> {
@@ -182,35 +184,27 @@ fn host_os() -> String {
 }
 
 /// The artifacts of an OUTDIR, checked against its build.json.
-fn artifacts(outdir: &Path, record: &serde_json::Value) -> Result<Vec<Artifact>> {
+fn artifacts(outdir: &Path, record: &BuildRecord) -> Result<Vec<Artifact>> {
     let mut found = Vec::new();
-    let outputs = record["outputs"]
-        .as_array()
-        .context("build.json has no outputs")?;
-    for output in outputs {
-        let name = output["file"]
-            .as_str()
-            .context("an output without a file name")?;
-        let local = outdir.join(name);
+    for output in &record.outputs {
+        let local = outdir.join(&output.file);
         let bytes = fs::metadata(&local)
             .with_context(|| format!("{}: listed in build.json but missing", local.display()))?
             .len();
         ensure!(
-            Some(bytes) == output["bytes"].as_u64(),
+            bytes == output.bytes,
             "{} is {bytes} bytes, build.json says {}: it changed after the build",
             local.display(),
-            output["bytes"]
+            output.bytes
         );
-        let kind = if name.ends_with(".liveimg.squashfs") {
-            Kind::Image
-        } else if name.ends_with(".rpm") {
-            Kind::Rpm
-        } else {
-            Kind::Log
+        let kind = match output.kind {
+            OutputKind::Image => Kind::Image,
+            OutputKind::UpdateRpm => Kind::Rpm,
+            OutputKind::Kickstart | OutputKind::ManifestRpm | OutputKind::UnsignedRpms => Kind::Log,
         };
         found.push(Artifact {
             local,
-            name: name.to_owned(),
+            name: output.file.clone(),
             kind,
         });
     }
@@ -240,7 +234,7 @@ fn artifacts(outdir: &Path, record: &serde_json::Value) -> Result<Vec<Artifact>>
     }
     ensure!(
         found.iter().any(|a| a.kind == Kind::Image),
-        "{}: build.json lists no *.liveimg.squashfs",
+        "{}: build.json lists no image",
         outdir.display()
     );
     Ok(found)
@@ -248,44 +242,36 @@ fn artifacts(outdir: &Path, record: &serde_json::Value) -> Result<Vec<Artifact>>
 
 /// Metadata version 0 for the uploaded files.
 fn metadata(
-    record: &serde_json::Value,
-    (name, version, release): (&str, &str, &str),
+    record: &BuildRecord,
+    nvr: &Nvr,
     cg: &str,
     build_id: i64,
     source: &str,
     uploads: &[(Kind, String, Uploaded)],
 ) -> serde_json::Value {
-    let arch = record["arch"].as_str().unwrap_or("noarch");
-    let components: Vec<serde_json::Value> = record["rpms"]
-        .as_array()
-        .map(|rpms| {
-            rpms.iter()
-                .map(|p| {
-                    json!({
-                        "type": "rpm",
-                        "name": p["name"],
-                        "version": p["version"],
-                        "release": p["release"],
-                        "epoch": p["epoch"],
-                        "arch": p["arch"],
-                        "sigmd5": p["sigmd5"],
-                        "signature": p["sigkey"],
-                    })
-                })
-                .collect()
+    let arch = record.arch.as_str();
+    let components: Vec<serde_json::Value> = record
+        .rpms
+        .iter()
+        .map(|p| {
+            json!({
+                "type": "rpm",
+                "name": p.name,
+                "version": p.version,
+                "release": p.release,
+                "epoch": p.epoch,
+                "arch": p.arch,
+                "sigmd5": p.sigmd5,
+                "signature": p.sigkey,
+            })
         })
-        .unwrap_or_default();
-    let tools: Vec<serde_json::Value> = record["input"]["tools"]
-        .as_object()
-        .map(|tools| {
-            tools
-                .iter()
-                .map(|(name, version)| {
-                    json!({"name": name, "version": version.as_str().unwrap_or("unknown")})
-                })
-                .collect()
-        })
-        .unwrap_or_default();
+        .collect();
+    let tools: Vec<serde_json::Value> = record
+        .input
+        .tools
+        .iter()
+        .map(|(name, version)| json!({"name": name, "version": version}))
+        .collect();
     let output: Vec<serde_json::Value> = uploads
         .iter()
         .map(|(kind, name, up)| {
@@ -319,26 +305,26 @@ fn metadata(
         "metadata_version": 0,
         "build": {
             "build_id": build_id,
-            "name": name,
-            "version": version,
-            "release": release,
+            "name": nvr.name,
+            "version": nvr.vr.version,
+            "release": nvr.vr.release,
             "source": source,
-            "start_time": record["started"],
-            "end_time": record["finished"],
+            "start_time": record.started,
+            "end_time": record.finished,
             "extra": {
                 "typeinfo": {"image": {}},
                 "nodeimg": {
-                    "backend": record["input"]["backend"],
-                    "kickstart_sha256": record["input"]["kickstart_sha256"],
-                    "ks_version": record["input"]["ks_version"],
-                    "nvr": record["nvr"],
+                    "backend": record.input.backend,
+                    "kickstart_sha256": record.input.kickstart_sha256,
+                    "ks_version": record.input.ks_version,
+                    "nvr": record.nvr,
                 },
             },
         },
         "buildroots": [{
             "id": 1,
             "host": {"os": host_os(), "arch": std::env::consts::ARCH},
-            "content_generator": {"name": cg, "version": record["nodeimg"]},
+            "content_generator": {"name": cg, "version": record.nodeimg},
             "container": {"type": "none", "arch": arch},
             "tools": tools,
             "components": [],
@@ -349,29 +335,18 @@ fn metadata(
 
 /// The koji build's name, version and release: the update RPM's source package
 /// (CGImport refuses an RPM whose SOURCERPM is not the build's), else build.json's.
-fn build_nvr(
-    record_path: &Path,
-    record: &serde_json::Value,
-    found: &[Artifact],
-) -> Result<(String, String, String)> {
-    let field = |key: &str| -> Result<String> {
-        record[key]
-            .as_str()
-            .map(str::to_owned)
-            .with_context(|| format!("{}: no {key}", record_path.display()))
-    };
-    let mut from_rpm: Option<(String, String, String)> = None;
+fn build_nvr(outdir: &Path, record: &BuildRecord, found: &[Artifact]) -> Result<Nvr> {
+    let mut from_rpm: Option<Nvr> = None;
     for rpm in found.iter().filter(|a| a.kind == Kind::Rpm) {
         let header = rpm::PackageMetadata::open(&rpm.local)
             .with_context(|| format!("{}: not a readable RPM", rpm.local.display()))?;
         let source = header
             .get_source_rpm()
             .with_context(|| format!("{}: no SOURCERPM", rpm.local.display()))?;
-        let nvr = source
+        let nvr: Nvr = source
             .strip_suffix(".src.rpm")
-            .and_then(|nvr| nvr.rsplit_once('-'))
-            .and_then(|(nv, r)| nv.rsplit_once('-').map(|(n, v)| (n, v, r)))
-            .map(|(n, v, r)| (n.to_owned(), v.to_owned(), r.to_owned()))
+            .context("no .src.rpm suffix")
+            .and_then(str::parse)
             .with_context(|| {
                 format!(
                     "{}: SOURCERPM `{source}` is not N-V-R.src.rpm",
@@ -381,35 +356,20 @@ fn build_nvr(
         if let Some(seen) = &from_rpm {
             ensure!(
                 *seen == nvr,
-                "the RPMs in {} come from different source packages ({}-{}-{} and `{source}`): one build takes one",
-                record_path.display(),
-                seen.0,
-                seen.1,
-                seen.2
+                "the RPMs in {} come from different source packages ({seen} and `{source}`): one build takes one",
+                outdir.display(),
             );
         }
         from_rpm = Some(nvr);
     }
-    let (name, version, release) = match from_rpm {
-        Some(nvr) => nvr,
-        None => (field("name")?, field("version")?, field("release")?),
-    };
-    crate::package::writer::validate_name(&name)?;
-    crate::package::writer::validate_evr_part("version", &version)?;
-    crate::package::writer::validate_evr_part("release", &release)?;
-    Ok((name, version, release))
-}
-
-fn read_record(outdir: &Path) -> Result<(PathBuf, serde_json::Value)> {
-    let record_path = outdir.join("build.json");
-    let record = serde_json::from_str(&fs::read_to_string(&record_path).with_context(|| {
-        format!(
-            "reading {} (is it a nodeimg build's OUTDIR?)",
-            record_path.display()
+    match from_rpm {
+        Some(nvr) => Ok(nvr),
+        None => Nvr::new(
+            &record.name,
+            VersionRelease::new(&record.version, &record.release)?,
         )
-    })?)
-    .with_context(|| format!("{}: not JSON", record_path.display()))?;
-    Ok((record_path, record))
+        .with_context(|| format!("{}: build.json", outdir.display())),
+    }
 }
 
 /// The state of build `id` on the hub.
@@ -479,12 +439,9 @@ fn resume_or_forget(
 }
 
 /// CGInitBuild, and the reservation written to OUTDIR before anything else happens.
-fn reserve(
-    session: &mut Session,
-    o: &ImportOptions,
-    (name, version, release): (&str, &str, &str),
-) -> Result<Reservation> {
-    let nvr = format!("{name}-{version}-{release}");
+fn reserve(session: &mut Session, o: &ImportOptions, build: &Nvr) -> Result<Reservation> {
+    let nvr = build.to_string();
+    let (name, version, release) = (&build.name, &build.vr.version, &build.vr.release);
     let reserved = session.call(
         "CGInitBuild",
         &[
@@ -534,20 +491,20 @@ fn refund_call(session: &mut Session, r: &Reservation, state: i64) -> Result<()>
 
 /// Import OUTDIR as a build.
 pub fn import(session: &mut Session, o: &ImportOptions) -> Result<Imported> {
-    let (record_path, record) = read_record(o.outdir)?;
+    let record = BuildRecord::load(o.outdir)?;
     check_word("content generator", o.cg)?;
     if let Some(tag) = o.tag {
         check_word("tag", tag)?;
     }
     let found = artifacts(o.outdir, &record)?;
-    let (name, version, release) = build_nvr(&record_path, &record, &found)?;
-    let nvr = format!("{name}-{version}-{release}");
+    let build = build_nvr(o.outdir, &record, &found)?;
+    let nvr = build.to_string();
+    let name = build.name.as_str();
     let source = match o.source {
         Some(s) => s.to_owned(),
         None => format!(
             "{}#sha256:{}",
-            record["input"]["kickstart"].as_str().unwrap_or("kickstart"),
-            record["input"]["kickstart_sha256"].as_str().unwrap_or("")
+            record.input.kickstart, record.input.kickstart_sha256
         ),
     };
 
@@ -558,19 +515,11 @@ pub fn import(session: &mut Session, o: &ImportOptions) -> Result<Imported> {
     };
     let reservation = match resumed {
         Some(r) => r,
-        None => reserve(session, o, (&name, &version, &release))?,
+        None => reserve(session, o, &build)?,
     };
     let build_id = reservation.build_id;
 
-    let result = upload_and_import(
-        session,
-        o,
-        &record,
-        &found,
-        &reservation,
-        (&name, &version, &release),
-        &source,
-    );
+    let result = upload_and_import(session, o, &record, &found, &reservation, &build, &source);
     match result {
         Ok(mut imported) => {
             Reservation::remove(o.outdir)?;
@@ -657,10 +606,10 @@ pub fn refund(session: &mut Session, outdir: &Path, state: i64) -> Result<Reserv
 fn upload_and_import(
     session: &mut Session,
     o: &ImportOptions,
-    record: &serde_json::Value,
+    record: &BuildRecord,
     found: &[Artifact],
     r: &Reservation,
-    build: (&str, &str, &str),
+    build: &Nvr,
     source: &str,
 ) -> Result<Imported> {
     let (build_id, token, nvr, directory) = (
@@ -683,13 +632,11 @@ fn upload_and_import(
             upload::FinalCheck::Sha256,
         )?;
         // What was built is what was uploaded.
-        let expected = record["outputs"]
-            .as_array()
-            .and_then(|outs| {
-                outs.iter()
-                    .find(|out| out["file"] == artifact.name.as_str())
-            })
-            .and_then(|out| out["sha256"].as_str());
+        let expected = record
+            .outputs
+            .iter()
+            .find(|out| out.file == artifact.name)
+            .map(|out| out.sha256.as_str());
         if let Some(expected) = expected {
             ensure!(
                 expected == up.sha256,
@@ -758,14 +705,11 @@ mod tests {
 
     #[test]
     fn metadata_has_what_cg_importer_requires() {
-        let record = json!({
-            "name": "ovirt-node-ng-image", "version": "4.5.6", "release": "1.el9",
-            "arch": "x86_64", "started": 10, "finished": 20, "nodeimg": "0.1.0", "nvr": "x",
-            "input": {"backend": "dnf", "kickstart_sha256": "ab", "ks_version": "RHEL9",
-                      "tools": {"mksquashfs": "4.5.1"}},
-            "rpms": [{"name": "bash", "epoch": null, "version": "5.1", "release": "1", "arch": "x86_64",
-                      "sigmd5": "00", "sigkey": "fd431d51", "signed": true}],
-        });
+        let mut record =
+            BuildRecord::from_json(include_str!("../../tests/fixtures/build-format1.json"))
+                .unwrap();
+        record.input.tools = [("mksquashfs".to_owned(), "4.5.1".to_owned())].into();
+        record.rpms[0].sigkey = Some("fd431d51".to_owned());
         let up = |name: &str| Uploaded {
             path: format!("d/{name}"),
             bytes: 5,
@@ -780,7 +724,7 @@ mod tests {
         ];
         let m = metadata(
             &record,
-            ("ovirt-node-ng-image-update", "4.5.6", "1.el9"),
+            &"ovirt-node-ng-image-update-4.5.6-1.el9".parse().unwrap(),
             "nodeimg",
             7,
             "git+https://x#y",

@@ -62,6 +62,87 @@ fn expand(value: &str) -> PathBuf {
     }
 }
 
+/// What a command line says over a profile: which profile (or hub) and how to log in.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    /// The profile's name (`koji -p NAME`).
+    pub profile: String,
+    /// Read only this configuration file (`koji -c FILE`).
+    pub config: Option<PathBuf>,
+    /// The hub's URL: no configuration file is read.
+    pub server: Option<String>,
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+    pub serverca: Option<PathBuf>,
+    /// Password login as this user; the password from `password_file`, else from
+    /// `NODEIMG_KOJI_PASSWORD` (never from a command line).
+    pub user: Option<String>,
+    pub password_file: Option<PathBuf>,
+    pub retries: Option<u32>,
+    pub retry_interval: Option<Duration>,
+}
+
+/// The environment variable a password may come from.
+const PASSWORD_ENV: &str = "NODEIMG_KOJI_PASSWORD";
+
+impl Overrides {
+    /// The profile these options select, with their overrides applied.
+    pub fn resolve(&self) -> Result<Profile> {
+        let mut profile = match &self.server {
+            Some(server) => Profile::direct(server),
+            None => {
+                let files = match &self.config {
+                    Some(file) => {
+                        ensure!(file.is_file(), "--config {}: no such file", file.display());
+                        vec![file.clone()]
+                    }
+                    None => default_files(),
+                };
+                load(&files, &self.profile)?
+            }
+        };
+        ensure!(
+            profile.server.starts_with("https://") || profile.server.starts_with("http://"),
+            "koji server {}: not an http(s) URL",
+            profile.server
+        );
+        if let Some(cert) = &self.cert {
+            profile.auth = Auth::Ssl {
+                cert: cert.clone(),
+                key: self.key.clone(),
+            };
+        }
+        if let Some(user) = &self.user {
+            profile.auth = Auth::Password {
+                user: user.clone(),
+                password: self.password()?,
+            };
+        }
+        if let Some(ca) = &self.serverca {
+            profile.serverca = Some(ca.clone());
+        }
+        if let Some(n) = self.retries {
+            profile.max_retries = n;
+        }
+        if let Some(interval) = self.retry_interval {
+            profile.retry_interval = interval;
+        }
+        Ok(profile)
+    }
+
+    fn password(&self) -> Result<String> {
+        match &self.password_file {
+            Some(file) => Ok(std::fs::read_to_string(file)
+                .with_context(|| format!("reading --password-file {}", file.display()))?
+                .trim_end_matches(['\n', '\r'])
+                .to_owned()),
+            None => std::env::var(PASSWORD_ENV).with_context(|| {
+                format!("--user needs --password-file FILE (or {PASSWORD_ENV} in the environment)")
+            }),
+        }
+    }
+}
+
 /// The files koji's CLI reads, in reading order.
 pub fn default_files() -> Vec<PathBuf> {
     let mut files = Vec::new();

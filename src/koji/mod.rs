@@ -3,8 +3,8 @@
 //! import of a build (`cg`).
 
 pub mod cg;
-pub mod command;
 pub mod config;
+pub mod imgdata;
 pub mod session;
 pub mod upload;
 pub mod xmlrpc;

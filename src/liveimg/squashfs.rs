@@ -3,12 +3,12 @@
 use std::ffi::OsString;
 
 use anyhow::{Result, bail};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Memory mksquashfs may use for its caches; without a cap it takes a quarter of RAM.
 const MKSQUASHFS_MEM: &str = "256M";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Compression {
     /// xz, as lorax and upstream oVirt Node use: smallest, slowest.

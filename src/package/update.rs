@@ -6,9 +6,10 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Result, ensure};
+use anyhow::{Context, Result, ensure};
 
-use super::writer::{Content, Dependency, FileEntry, PackageSpec, sense, validate_evr_part};
+use super::writer::{Content, Dependency, FileEntry, PackageSpec, sense};
+use crate::nevra::{VersionRelease, check_evr_part};
 
 pub const UPDATE_NAME: &str = "ovirt-node-ng-image-update";
 pub use crate::image::PLACEHOLDER as PLACEHOLDER_NAME;
@@ -42,9 +43,9 @@ pub struct Update {
 
 impl Update {
     fn validate(&self) -> Result<()> {
-        validate_evr_part("version", &self.version)?;
-        validate_evr_part("release", &self.release)?;
-        validate_evr_part("imgbased version", &self.imgbased)?;
+        check_evr_part("version", &self.version)?;
+        check_evr_part("release", &self.release)?;
+        check_evr_part("imgbased version", &self.imgbased)?;
         Ok(())
     }
 
@@ -174,14 +175,13 @@ fn source_name(image: &Path) -> Result<&str> {
     Ok(name)
 }
 
-/// The version-release of the update package for `image`: the given one, or the
-/// placeholder's as the image's rpmdb records it. Refuses what is not a Node liveimg
-/// imgbased would accept. `scratch` holds the rpmdb copy inspection reads.
+/// The update's version-release for a squashfs liveimg: `given`, else the image's
+/// placeholder's (the image is inspected to check that imgbased would take it).
 pub fn version_release(
     image: &Path,
-    given: Option<(&str, &str)>,
+    given: Option<VersionRelease>,
     scratch: &Path,
-) -> Result<(String, String)> {
+) -> Result<VersionRelease> {
     let report = crate::image::inspect(image, scratch)?;
     ensure!(
         report.format == crate::image::Format::Squashfs,
@@ -199,30 +199,44 @@ pub fn version_release(
             report.problems.join("\n  - ")
         );
     }
-    let placeholder = report
-        .placeholder
-        .as_deref()
-        .and_then(|vr| vr.split_once('-'))
-        .map(|(v, r)| (v.to_owned(), r.to_owned()));
+    let image = image.display().to_string();
+    resolve_version_release(&image, given, report.placeholder.as_deref())
+}
+
+/// The one rule for the update's V-R, shared by `build` and `rpm update`: the one
+/// given, else the placeholder's in the image. A given V-R that differs from the
+/// placeholder's is warned about: a Node running the image would be offered an update
+/// to itself when it is newer.
+pub fn resolve_version_release(
+    image: &str,
+    given: Option<VersionRelease>,
+    placeholder: Option<&str>,
+) -> Result<VersionRelease> {
+    let placeholder = placeholder
+        .map(|vr| {
+            vr.parse::<VersionRelease>()
+                .with_context(|| format!("{image}: the installed {PLACEHOLDER_NAME}"))
+        })
+        .transpose();
     match (given, placeholder) {
-        (Some((version, release)), placeholder) => {
-            if let Some((pv, pr)) = placeholder
-                && (pv.as_str(), pr.as_str()) != (version, release)
+        (Some(given), placeholder) => {
+            if let Ok(Some(placeholder)) = placeholder
+                && placeholder != given
             {
                 tracing::warn!(
-                    "the image's {PLACEHOLDER_NAME} is {pv}-{pr} but the package will be \
-                     {version}-{release}; if that is newer, a Node running this image will \
-                     be offered the same image again as an update"
+                    "the image's {PLACEHOLDER_NAME} is {placeholder} but the package will be \
+                     {given}; if that is newer, a Node running this image will be offered the \
+                     same image again as an update"
                 );
             }
-            Ok((version.to_owned(), release.to_owned()))
+            Ok(given)
         }
-        (None, Some(vr)) => Ok(vr),
-        (None, None) => anyhow::bail!(
-            "{} has no {PLACEHOLDER_NAME} installed, so it gives no version-release; \
-             pass --version and --release (and install the placeholder in the image: \
-             without it the Node has no upgrade path)",
-            image.display()
+        (None, Ok(Some(vr))) => Ok(vr),
+        (None, Err(err)) => Err(err),
+        (None, Ok(None)) => anyhow::bail!(
+            "{image} has no {PLACEHOLDER_NAME} installed, so it gives no version-release; \
+             install it in %post or pass --version and --release (without it a Node has no \
+             upgrade path)"
         ),
     }
 }
@@ -230,8 +244,8 @@ pub fn version_release(
 /// The empty package every Node image has installed; `ovirt-node-ng-image-update`
 /// obsoletes it. ovirt-release ships it as a subpackage of `ovirt-release-host-node`.
 pub fn placeholder(version: &str, release: &str) -> Result<PackageSpec> {
-    validate_evr_part("version", version)?;
-    validate_evr_part("release", release)?;
+    check_evr_part("version", version)?;
+    check_evr_part("release", release)?;
     Ok(PackageSpec {
         name: PLACEHOLDER_NAME.to_owned(),
         version: version.to_owned(),

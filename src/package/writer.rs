@@ -30,6 +30,7 @@ use sha2::{Digest, Sha256};
 use super::cpio::{self, EntryHeader};
 use super::fanout::{self, CHUNK, Chunk};
 use crate::artifacts::PartialFile;
+use crate::nevra::{check_evr_part, check_name};
 use crate::sys::cancel;
 use crate::units::human;
 
@@ -318,9 +319,9 @@ pub fn write(spec: &PackageSpec, info: &BuildInfo, dir: &Path, overwrite: bool) 
 /// Names, versions and paths end up in an RPM header, on an installed system and in
 /// file names: refuse anything rpm would reject or misread.
 fn validate(spec: &PackageSpec) -> Result<()> {
-    validate_name(&spec.name)?;
-    validate_evr_part("version", &spec.version)?;
-    validate_evr_part("release", &spec.release)?;
+    check_name(&spec.name)?;
+    check_evr_part("version", &spec.version)?;
+    check_evr_part("release", &spec.release)?;
     for file in &spec.files {
         validate_path(&file.path)?;
     }
@@ -338,36 +339,9 @@ fn validate(spec: &PackageSpec) -> Result<()> {
         if !dep.version.is_empty() {
             let (_, vr) = dep.version.split_once(':').unwrap_or(("", &dep.version));
             for part in vr.splitn(2, '-') {
-                validate_evr_part("dependency version", part)?;
+                check_evr_part("dependency version", part)?;
             }
         }
-    }
-    Ok(())
-}
-
-/// A package name: what rpmbuild accepts.
-pub fn validate_name(name: &str) -> Result<()> {
-    ensure!(!name.is_empty(), "the package name is empty");
-    ensure!(
-        name.chars()
-            .all(|c| c.is_ascii_alphanumeric() || "._+-".contains(c)),
-        "package name {name:?} may only hold letters, digits and . _ + -"
-    );
-    Ok(())
-}
-
-/// A version or release: rpm forbids `-` (it separates them) and whitespace; we also
-/// keep to the characters rpm's version comparison understands.
-pub fn validate_evr_part(what: &str, value: &str) -> Result<()> {
-    ensure!(!value.is_empty(), "the {what} is empty");
-    if let Some(bad) = value
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || "._+~^".contains(*c)))
-    {
-        bail!(
-            "{what} {value:?} contains {bad:?}; it may only hold letters, digits and . _ + ~ ^ \
-             (a '-' separates version from release)"
-        );
     }
     Ok(())
 }

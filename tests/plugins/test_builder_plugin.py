@@ -10,6 +10,7 @@ builders); the task base class is koji's own BaseTaskHandler from the koji packa
 
 import json
 import os
+import subprocess
 import sys
 from unittest import mock
 
@@ -20,6 +21,10 @@ import pytest
 from conftest import load
 
 KS_UPLOADED = "cli-nodeimg/1764115200.1.abcd/node.ks"
+TOP = os.path.join(os.path.dirname(__file__), "..", "..")
+RECORD = os.path.join(TOP, "tests", "fixtures", "build-format1.json")
+# `cargo test` builds it before pytest runs (scripts/test.sh).
+NODEIMG = os.path.join(TOP, "target", "debug", "nodeimg")
 
 
 class FakeBuildRoot:
@@ -52,6 +57,10 @@ class FakeBuildRoot:
             name = os.path.basename(cmd[0])
             if name == "nodeimg" and cmd[1] == "build":
                 self.fake_build(cmd)
+            elif name == "nodeimg" and cmd[1:3] == ["koji", "imgdata"]:
+                # The real nodeimg reads the record the fake build left.
+                subprocess.run([NODEIMG, "koji", "imgdata", self.host(cmd[3]),
+                                "-o", self.host(cmd[cmd.index("-o") + 1])], check=True)
             elif name == "nodeimg" and cmd[1:3] == ["rpm", "spec"]:
                 out = self.host(cmd[cmd.index("-o") + 1])
                 os.makedirs(out, exist_ok=True)
@@ -76,13 +85,19 @@ class FakeBuildRoot:
         files = ["ovirt-node-ng-image-4.5.6-1.el9.%s.liveimg.squashfs" % arch,
                  "ovirt-node-ng-image-update-4.5.6-1.el9.noarch.rpm",
                  "ovirt-node-ng-image.ks", "ovirt-node-ng-image.manifest-rpm"]
+        kinds = ["image", "update-rpm", "kickstart", "manifest-rpm"]
         for name in files:
             open(os.path.join(out, name), "w").close()
-        record = {"outputs": [{"file": f} for f in files],
-                  "rpms": [{"name": "bash", "epoch": None, "version": "5.1.8",
-                            "release": "9.el9", "arch": arch, "sigmd5": "ab" * 16,
-                            "sigkey": "8483c65d", "signed": True, "size": 7_000_000,
-                            "buildtime": 1764000000}]}
+        # A real record of an earlier build, made to list what this fake made.
+        with open(RECORD) as f:
+            record = json.load(f)
+        record.update({"format": 2, "arch": arch,
+                       "outputs": [{"file": f, "kind": k, "bytes": 0, "sha256": "0" * 64}
+                                   for f, k in zip(files, kinds)],
+                       "rpms": [{"name": "bash", "epoch": None, "version": "5.1.8",
+                                 "release": "9.el9", "arch": arch, "sigmd5": "ab" * 16,
+                                 "sigkey": "8483c65d", "signed": True, "size": 7_000_000,
+                                 "buildtime": 1764000000}]})
         with open(os.path.join(out, "build.json"), "w") as f:
             json.dump(record, f)
 
@@ -162,6 +177,8 @@ def test_the_child_runs_nodeimg_in_the_buildroot_and_returns_imgdata(builder, op
          "--replace-repos", "--post-repos", "--url", "/mnt/koji/repos/node-build/55/x86_64",
          "--ks-version", "RHEL9",
          "--compression", "zstd", "/chroot_tmpdir/node.ks"],
+        ["--cwd", "/chroot_tmpdir", "--chroot", "--", "/usr/bin/nodeimg", "koji", "imgdata",
+         "/chroot_tmpdir/nodeimg-out", "-o", "/chroot_tmpdir/nodeimg-imgdata.json"],
         ["--cwd", "/chroot_tmpdir", "--chroot", "--", "/usr/bin/nodeimg", "rpm", "spec",
          "--image",
          "/chroot_tmpdir/nodeimg-out/ovirt-node-ng-image-4.5.6-1.el9.x86_64.liveimg.squashfs",

@@ -21,9 +21,11 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-use crate::kickstart::model::Model;
+use super::{Backend, FlatKickstart, RootFs};
+use crate::kickstart::check::LmcMode;
+use crate::kickstart::model::{Bootloader, Model};
 use crate::kickstart::version::Version;
 use crate::sys::cmd::Cmd;
 
@@ -98,10 +100,63 @@ pub struct DnfOptions<'a> {
     pub cache: &'a Path,
     /// Let a repository's `--noverifyssl` through.
     pub allow_noverifyssl: bool,
+    /// The filesystem for the tree (bytes), from the kickstart's `part /`.
+    pub root_size: Option<u64>,
+}
+
+/// The native installer as a backend.
+#[derive(Debug)]
+pub struct Dnf {
+    /// The target architecture.
+    pub arch: String,
+    /// dnf's package cache, shared between builds.
+    pub cache: PathBuf,
+    pub allow_noverifyssl: bool,
+}
+
+impl Backend for Dnf {
+    fn name(&self) -> String {
+        "dnf".to_owned()
+    }
+
+    fn lmc_mode(&self) -> LmcMode {
+        LmcMode::Off
+    }
+
+    fn install(&self, ks: &FlatKickstart, work: &Path, logs: &Path) -> Result<RootFs> {
+        let installed = install(&DnfOptions {
+            model: &ks.model,
+            work,
+            logs,
+            releasever: &ks.releasever,
+            arch: &self.arch,
+            rpmdb: rpmdb_path(ks.version),
+            cache: &self.cache,
+            allow_noverifyssl: self.allow_noverifyssl,
+            root_size: ks.root_size(),
+        })?;
+        let timings: Vec<String> = installed
+            .timings
+            .iter()
+            .map(|(step, s)| format!("{step} {s:.1} s"))
+            .collect();
+        Ok(RootFs {
+            summary: format!(
+                "dnf installed into {} ({})",
+                installed.tree.display(),
+                timings.join(", ")
+            ),
+            source: crate::liveimg::Source::Dir {
+                path: installed.tree.clone(),
+            },
+            size: ks.root_size(),
+            installed: Some(installed),
+        })
+    }
 }
 
 /// What the install made and did.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct Installed {
     pub tree: PathBuf,
     /// The filesystem for the tree, from `part /`: bytes.
@@ -111,10 +166,10 @@ pub struct Installed {
     /// Commands with nothing to do in a directory install.
     pub no_effect: Vec<String>,
     /// `bootloader`: recorded, nothing installed (the host's bootloader boots a liveimg).
-    pub bootloader: Option<serde_json::Value>,
+    pub bootloader: Option<Bootloader>,
     pub scripts: usize,
     /// Seconds per step; `packages` is the dnf transaction.
-    pub timings: Vec<(&'static str, f64)>,
+    pub timings: Vec<(String, f64)>,
     pub selinux_relabelled: Option<String>,
 }
 
@@ -231,7 +286,7 @@ pub fn install(o: &DnfOptions) -> Result<Installed> {
     let mut timings = Vec::new();
     let result = (|| -> Result<Installed> {
         let mut step = |name: &'static str, started: Instant| {
-            timings.push((name, started.elapsed().as_secs_f64()));
+            timings.push((name.to_owned(), started.elapsed().as_secs_f64()));
         };
         let started = Instant::now();
         let mut scripts = runner.section(&model.scripts, "%pre")?;
@@ -290,17 +345,13 @@ pub fn install(o: &DnfOptions) -> Result<Installed> {
         let selinux_relabelled = relabel(&tree)?;
         step("relabel", started);
 
-        let bootloader = model.bootloader.as_ref().map(|b| {
+        let bootloader = model.bootloader.clone();
+        if bootloader.is_some() {
             tracing::info!("bootloader: recorded in build.json; nothing is installed to a disk");
-            serde_json::to_value(b).unwrap_or_default()
-        });
+        }
         Ok(Installed {
             tree: tree.clone(),
-            root_size: model
-                .root()
-                .and_then(|p| p.size)
-                .filter(|s| *s > 0)
-                .map(|mib| mib as u64 * (1 << 20)),
+            root_size: o.root_size,
             applied,
             no_effect: no_effect.clone(),
             bootloader,

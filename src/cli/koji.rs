@@ -1,16 +1,17 @@
-//! `nodeimg koji import | upload | call`: the command line of the koji client.
+//! `nodeimg koji import | refund | upload | call | imgdata`: the command line of the
+//! koji client. Profiles and logins are resolved by `koji::config`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::{Context, Result, ensure};
+use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 
-use super::config::{self, Auth, Profile};
-use super::session::Session;
-use crate::cli::ReportFormat;
+use super::ReportFormat;
 use crate::exit;
+use crate::koji::config::Overrides;
+use crate::koji::session::Session;
 
 /// Talk to a koji hub: import a build, upload files, call a method.
 #[derive(Debug, Subcommand)]
@@ -25,6 +26,7 @@ pub enum KojiCommand {
     Refund(RefundArgs),
     Upload(UploadArgs),
     Call(CallArgs),
+    Imgdata(ImgdataArgs),
 }
 
 /// Which hub and how to log in: a profile of koji's configuration, or options.
@@ -73,60 +75,30 @@ pub struct Connection {
 }
 
 impl Connection {
-    pub fn profile(&self) -> Result<Profile> {
-        let mut profile = match &self.server {
-            Some(server) => Profile::direct(server),
-            None => {
-                let files = match &self.config {
-                    Some(file) => {
-                        ensure!(file.is_file(), "--config {}: no such file", file.display());
-                        vec![file.clone()]
-                    }
-                    None => config::default_files(),
-                };
-                config::load(&files, &self.profile)?
-            }
-        };
-        ensure!(
-            profile.server.starts_with("https://") || profile.server.starts_with("http://"),
-            "koji server {}: not an http(s) URL",
-            profile.server
-        );
-        if let Some(cert) = &self.cert {
-            profile.auth = Auth::Ssl {
-                cert: cert.clone(),
-                key: self.key.clone(),
-            };
-        }
-        if let Some(user) = &self.user {
-            let password = match &self.password_file {
-                Some(file) => std::fs::read_to_string(file)
-                    .with_context(|| format!("reading --password-file {}", file.display()))?
-                    .trim_end_matches(['\n', '\r'])
-                    .to_owned(),
-                None => std::env::var("NODEIMG_KOJI_PASSWORD").context(
-                    "--user needs --password-file FILE (or NODEIMG_KOJI_PASSWORD in the environment)",
-                )?,
-            };
-            profile.auth = Auth::Password {
-                user: user.clone(),
-                password,
-            };
-        }
-        if let Some(ca) = &self.serverca {
-            profile.serverca = Some(ca.clone());
-        }
-        if let Some(n) = self.retries {
-            profile.max_retries = n;
-        }
-        if let Some(s) = self.retry_interval {
-            profile.retry_interval = Duration::from_secs_f64(s);
-        }
-        Ok(profile)
+    /// What the options say over the profile.
+    pub fn overrides(&self) -> Result<Overrides> {
+        Ok(Overrides {
+            profile: self.profile.clone(),
+            config: self.config.clone(),
+            server: self.server.clone(),
+            cert: self.cert.clone(),
+            key: self.key.clone(),
+            serverca: self.serverca.clone(),
+            user: self.user.clone(),
+            password_file: self.password_file.clone(),
+            retries: self.retries,
+            retry_interval: self
+                .retry_interval
+                .map(|s| {
+                    Duration::try_from_secs_f64(s)
+                        .with_context(|| format!("--retry-interval {s}: not a number of seconds"))
+                })
+                .transpose()?,
+        })
     }
 
     fn session(&self) -> Result<Session> {
-        Session::new(self.profile()?)
+        Session::new(self.overrides()?.resolve()?)
     }
 }
 
@@ -234,8 +206,8 @@ pub struct UploadArgs {
 
     /// The check of the whole file at the end: the hub's SHA-256 (it reads the file
     /// again), or its size only, as koji's own client checks.
-    #[arg(long, value_enum, default_value_t = super::upload::FinalCheck::Sha256)]
-    pub final_check: super::upload::FinalCheck,
+    #[arg(long, value_enum, default_value_t = crate::koji::upload::FinalCheck::Sha256)]
+    pub final_check: crate::koji::upload::FinalCheck,
 
     #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
     pub format: ReportFormat,
@@ -267,21 +239,43 @@ pub struct CallArgs {
     pub connection: Connection,
 }
 
+/// Print what koji's image import wants to know of a build's OUTDIR, as JSON.
+///
+/// For the builder plugin: the image file, the update RPM, the other outputs to keep as
+/// logs, the arch, name, version and release, and the image's packages as the rpmlist
+/// that `completeImageBuild` records (with `payloadhash` = SIGMD5). Read from the typed
+/// build.json; every listed file must be in OUTDIR at its recorded size.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Example:
+  nodeimg koji imgdata out/ | jq .files
+  nodeimg koji imgdata out/ -o imgdata.json")]
+pub struct ImgdataArgs {
+    /// A nodeimg build's artifacts directory (with build.json).
+    #[arg(value_name = "OUTDIR")]
+    pub outdir: PathBuf,
+
+    /// Write the JSON here instead of stdout.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
 pub fn run(command: KojiCommand) -> Result<ExitCode> {
     match command {
         KojiCommand::Import(args) => import(args),
         KojiCommand::Refund(args) => refund(args),
         KojiCommand::Upload(args) => upload(args),
         KojiCommand::Call(args) => call(args),
+        KojiCommand::Imgdata(args) => imgdata(args),
     }
 }
 
 fn import(args: ImportArgs) -> Result<ExitCode> {
     let mut session = args.connection.session()?;
     let chunk = args.chunk_size.unwrap_or(session.profile.upload_blocksize);
-    let imported = super::cg::import(
+    let imported = crate::koji::cg::import(
         &mut session,
-        &super::cg::ImportOptions {
+        &crate::koji::cg::ImportOptions {
             outdir: &args.outdir,
             cg: &args.cg,
             tag: args.tag.as_deref(),
@@ -310,10 +304,10 @@ fn import(args: ImportArgs) -> Result<ExitCode> {
 fn refund(args: RefundArgs) -> Result<ExitCode> {
     let mut session = args.connection.session()?;
     let state = match args.state {
-        RefundState::Failed => super::cg::FAILED,
-        RefundState::Canceled => super::cg::CANCELED,
+        RefundState::Failed => crate::koji::cg::FAILED,
+        RefundState::Canceled => crate::koji::cg::CANCELED,
     };
-    let r = super::cg::refund(&mut session, &args.outdir, state)?;
+    let r = crate::koji::cg::refund(&mut session, &args.outdir, state)?;
     println!("{}: build {} released", r.nvr, r.build_id);
     Ok(ExitCode::from(exit::SUCCESS))
 }
@@ -328,7 +322,7 @@ fn upload(args: UploadArgs) -> Result<ExitCode> {
             .file_name()
             .and_then(|n| n.to_str())
             .with_context(|| format!("{}: no usable file name", file.display()))?;
-        let up = super::upload::upload(
+        let up = crate::koji::upload::upload(
             &mut session,
             file,
             &args.path,
@@ -353,19 +347,34 @@ fn call(args: CallArgs) -> Result<ExitCode> {
     let params = args
         .args
         .iter()
-        .map(|a| super::value_from_arg(a))
+        .map(|a| crate::koji::value_from_arg(a))
         .collect::<Result<Vec<_>>>()?;
     let mut kwargs = Vec::new();
     for kw in &args.kwargs {
         let (key, value) = kw
             .split_once('=')
             .with_context(|| format!("--kwarg {kw}: expected KEY=VALUE"))?;
-        kwargs.push((key, super::value_from_arg(value)?));
+        kwargs.push((key, crate::koji::value_from_arg(value)?));
     }
     let value = session.call(&args.method, &params, &kwargs)?;
     println!(
         "{}",
-        serde_json::to_string_pretty(&super::xmlrpc::to_json(&value))?
+        serde_json::to_string_pretty(&crate::koji::xmlrpc::to_json(&value))?
     );
+    Ok(ExitCode::from(exit::SUCCESS))
+}
+
+fn imgdata(args: ImgdataArgs) -> Result<ExitCode> {
+    let data = crate::koji::imgdata::ImageData::of(&args.outdir)?;
+    let json = serde_json::to_string_pretty(&data)? + "\n";
+    match &args.output {
+        None => print!("{json}"),
+        Some(target) => {
+            let partial = crate::artifacts::PartialFile::new(target, true)?;
+            std::fs::write(partial.path(), json)
+                .with_context(|| format!("writing {}", partial.path().display()))?;
+            partial.commit()?;
+        }
+    }
     Ok(ExitCode::from(exit::SUCCESS))
 }

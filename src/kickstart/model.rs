@@ -177,6 +177,9 @@ pub struct Partition {
     pub mountpoint: String,
     /// MiB.
     pub size: Option<i64>,
+    /// `--size` is on the line (even when its value is not a number).
+    #[serde(skip)]
+    pub size_given: bool,
     pub grow: bool,
     pub fstype: Option<String>,
     pub fsoptions: Option<String>,
@@ -194,6 +197,10 @@ pub struct Packages {
     pub excluded_groups: Vec<String>,
     /// The last header's options (`--nocore`, `--excludedocs`, `--inst-langs=…`, …).
     pub options: Vec<(String, String)>,
+    /// Each line's first word (`pkg`, `-pkg`, `@group`) and where it is, in every
+    /// section: what the policy rules judge line by line.
+    #[serde(skip)]
+    pub lines: Vec<(String, Origin)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -404,6 +411,7 @@ fn apply(model: &mut Model, command: &Command, p: &Parsed) {
             let partition = Partition {
                 mountpoint: first.unwrap_or_default(),
                 size: int(p, "--size"),
+                size_given: p.has("--size"),
                 grow: p.has("--grow"),
                 fstype: text(p, "--fstype"),
                 fsoptions: text(p, "--fsoptions"),
@@ -452,6 +460,7 @@ fn merge_packages(packages: &mut Packages, section: &Section, version: Version, 
         let text = line.text.split('#').next().unwrap_or("").trim();
         let mut words = text.split_whitespace();
         let Some(word) = words.next() else { continue };
+        packages.lines.push((word.to_owned(), line.origin.clone()));
         if let Some(env) = word.strip_prefix("@^") {
             packages.environment = Some(env.to_owned());
         } else if let Some(group) = word.strip_prefix("-@") {

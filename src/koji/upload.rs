@@ -128,33 +128,78 @@ pub fn upload(
     let mut file = File::open(local).with_context(|| format!("opening {}", local.display()))?;
     let size = file.metadata()?.len();
     let path = format!("{dir}/{name}");
-
-    // Resume when the hub holds a prefix of this very file.
-    let mut start = 0;
-    if let Some((have, digest)) = check_upload(session, dir, name, "adler32")?
-        && have > 0
-        && have <= size
-    {
-        let mut prefix = adler2::Adler32::new();
-        let mut reader = (&mut file).take(have);
-        let mut buf = vec![0; 1 << 20];
-        loop {
-            let n = reader.read(&mut buf)?;
-            if n == 0 {
-                break;
-            }
-            prefix.write_slice(&buf[..n]);
-        }
-        if format!("{:08x}", prefix.checksum()) == digest {
-            tracing::info!("{path}: the hub has {have} of {size} bytes of this file; resuming");
-            start = have;
-        } else {
-            tracing::info!("{path}: the hub has {have} bytes of another file; replacing it");
-        }
-    }
+    let start = resume_point(session, &mut file, dir, name, size)?;
     file.seek(SeekFrom::Start(0))?;
 
-    // The reader: SHA-256 over the whole file, adler32 per chunk from `start`.
+    // The reader reads ahead while the chunks before go out.
+    let (rx, reader) = read_ahead(file, chunk, start);
+    let mut progress = crate::sys::progress::Progress::bytes(format!("upload {name}"), size, 0);
+    let (requests, failure) = send_chunks(session, &rx, dir, name, |done| {
+        progress.set(done, size);
+    });
+    drop(rx);
+    let sha256 = reader
+        .join()
+        .map_err(|_| anyhow::anyhow!("the upload reader panicked"))?;
+    if let Some(err) = failure {
+        return Err(err.context(format!("uploading {path}")));
+    }
+    let sha256 = sha256.with_context(|| format!("reading {}", local.display()))?;
+    drop(progress);
+    verify(session, dir, name, final_check, (size, &sha256))?;
+    Ok(Uploaded {
+        path,
+        bytes: size,
+        sha256,
+        resumed_at: start,
+        requests,
+    })
+}
+
+/// Where to start: the hub's copy's size when it is a prefix of this very file, else 0.
+fn resume_point(
+    session: &mut Session,
+    file: &mut File,
+    dir: &str,
+    name: &str,
+    size: u64,
+) -> Result<u64> {
+    let path = format!("{dir}/{name}");
+    let Some((have, digest)) = check_upload(session, dir, name, "adler32")? else {
+        return Ok(0);
+    };
+    if have == 0 || have > size {
+        return Ok(0);
+    }
+    let mut prefix = adler2::Adler32::new();
+    let mut reader = file.take(have);
+    let mut buf = vec![0; 1 << 20];
+    loop {
+        let n = reader.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        prefix.write_slice(&buf[..n]);
+    }
+    if format!("{:08x}", prefix.checksum()) == digest {
+        tracing::info!("{path}: the hub has {have} of {size} bytes of this file; resuming");
+        Ok(have)
+    } else {
+        tracing::info!("{path}: the hub has {have} bytes of another file; replacing it");
+        Ok(0)
+    }
+}
+
+/// A thread reading `file`: SHA-256 over the whole of it, and the chunks from `start`
+/// on with their adler32, two ahead of the requests.
+fn read_ahead(
+    mut file: File,
+    chunk: usize,
+    start: u64,
+) -> (
+    mpsc::Receiver<Result<Chunk>>,
+    std::thread::JoinHandle<Result<String>>,
+) {
     let (tx, rx) = mpsc::sync_channel::<Result<Chunk>>(2);
     let reader = std::thread::spawn(move || -> Result<String> {
         let mut sha = Sha256::new();
@@ -197,17 +242,23 @@ pub fn upload(
         }
         Ok(hex::encode(sha.finalize()))
     });
+    (rx, reader)
+}
 
-    let mut progress = crate::sys::progress::Progress::new(format!("upload {name}"), size);
+/// Send the chunks as `rawUpload` requests, each checked (size and adler32) by the
+/// hub's answer. The number of requests, and the first failure.
+fn send_chunks(
+    session: &mut Session,
+    rx: &mpsc::Receiver<Result<Chunk>>,
+    dir: &str,
+    name: &str,
+    mut sent: impl FnMut(u64),
+) -> (u64, Option<anyhow::Error>) {
     let mut requests = 0;
-    let mut failure = None;
     for item in rx.iter() {
         let item = match item {
             Ok(item) => item,
-            Err(err) => {
-                failure = Some(err);
-                break;
-            }
+            Err(err) => return (requests, Some(err)),
         };
         let len = item.data.len();
         let query = [
@@ -244,40 +295,35 @@ pub fn upload(
             });
         requests += 1;
         if let Err(err) = result {
-            failure = Some(err.context(format!("uploading {path}")));
-            break;
+            return (requests, Some(err));
         }
-        progress.set(item.offset + len as u64, size);
+        sent(item.offset + len as u64);
     }
-    drop(rx);
-    let sha256 = reader
-        .join()
-        .map_err(|_| anyhow::anyhow!("the upload reader panicked"))?;
-    if let Some(err) = failure {
-        return Err(err);
-    }
-    let sha256 = sha256.with_context(|| format!("reading {}", local.display()))?;
-    drop(progress);
+    (requests, None)
+}
 
+/// The whole file checked on the hub: its size, and its SHA-256 unless only the size
+/// is asked for.
+fn verify(
+    session: &mut Session,
+    dir: &str,
+    name: &str,
+    final_check: FinalCheck,
+    (size, sha256): (u64, &str),
+) -> Result<()> {
+    let path = format!("{dir}/{name}");
     let verify = match final_check {
         FinalCheck::Sha256 => "sha256",
         FinalCheck::Size => "",
     };
     match check_upload(session, dir, name, verify)? {
-        Some((have, _)) if have == size && final_check == FinalCheck::Size => {}
-        Some((have, digest)) if have == size && digest == sha256 => {}
+        Some((have, _)) if have == size && final_check == FinalCheck::Size => Ok(()),
+        Some((have, digest)) if have == size && digest == sha256 => Ok(()),
         Some((have, digest)) => bail!(
             "the hub's {path} is {have} bytes with SHA-256 {digest}; ours is {size} bytes with {sha256}: the upload is corrupt"
         ),
         None => bail!("the hub has no {path} after the upload"),
     }
-    Ok(Uploaded {
-        path,
-        bytes: size,
-        sha256,
-        resumed_at: start,
-        requests,
-    })
 }
 
 #[cfg(test)]

@@ -32,7 +32,11 @@ use super::fanout::{self, CHUNK, Chunk};
 use crate::artifacts::PartialFile;
 use crate::nevra::{check_evr_part, check_name};
 use crate::sys::cancel;
+use crate::sys::progress::Progress;
 use crate::units::human;
+
+/// Packages smaller than this are written too fast to need progress.
+const WORTH_REPORTING: u64 = 256 << 20;
 
 /// Dependency sense flags (rpm's `rpmsenseFlags`).
 pub mod sense {
@@ -461,7 +465,7 @@ fn stream_payload(
     let mut payload_hasher = Sha256::new();
     let mut file_hashers: Vec<Sha256> = entries.iter().map(|_| Sha256::new()).collect();
     let total: u64 = entries.iter().map(|e| e.size).sum();
-    let mut progress = Progress::new(total);
+    let mut progress = Progress::bytes("packaging", total, WORTH_REPORTING);
     fanout::run(
         vec![
             Box::new(|chunk: &Chunk| payload_hasher.update(&chunk.data[..])),
@@ -506,7 +510,7 @@ fn stream_payload(
                                 .with_context(|| format!("writing {}", out_path.display()))?;
                             left -= want as u64;
                             progress.advance(want as u64);
-                            if progress.done.is_multiple_of(Flusher::EVERY) {
+                            if progress.done().is_multiple_of(Flusher::EVERY) {
                                 flusher.nudge();
                             }
                         }
@@ -639,61 +643,6 @@ impl Flusher {
 impl Drop for Flusher {
     fn drop(&mut self) {
         let _ = self.stop();
-    }
-}
-
-/// How far a long copy has come: a bar when stderr is a terminal, otherwise a log line
-/// every 10 %, for files worth reporting on.
-struct Progress {
-    total: u64,
-    done: u64,
-    next_report: u64,
-    bar: Option<indicatif::ProgressBar>,
-}
-
-impl Progress {
-    const WORTH_REPORTING: u64 = 256 << 20;
-
-    fn new(total: u64) -> Progress {
-        use std::io::IsTerminal;
-        let bar = (total >= Self::WORTH_REPORTING && std::io::stderr().is_terminal()).then(|| {
-            let bar = indicatif::ProgressBar::new(total);
-            if let Ok(style) = indicatif::ProgressStyle::with_template(
-                "packaging {bar:40} {binary_bytes}/{binary_total_bytes} {binary_bytes_per_sec} eta {eta}",
-            ) {
-                bar.set_style(style);
-            }
-            bar
-        });
-        Progress {
-            total,
-            done: 0,
-            next_report: total / 10,
-            bar,
-        }
-    }
-
-    fn advance(&mut self, bytes: u64) {
-        self.done += bytes;
-        if let Some(bar) = &self.bar {
-            bar.set_position(self.done);
-        } else if self.total >= Self::WORTH_REPORTING && self.done >= self.next_report {
-            tracing::info!(
-                "packaged {} of {} ({}%)",
-                human(self.done),
-                human(self.total),
-                self.done * 100 / self.total
-            );
-            self.next_report = self.done + self.total / 10;
-        }
-    }
-}
-
-impl Drop for Progress {
-    fn drop(&mut self) {
-        if let Some(bar) = self.bar.take() {
-            bar.finish_and_clear();
-        }
     }
 }
 

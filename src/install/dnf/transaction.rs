@@ -403,6 +403,7 @@ mod tests {
                     None => (o.to_string(), String::new()),
                 })
                 .collect(),
+            lines: Vec::new(),
         }
     }
 

@@ -6,6 +6,7 @@
 pub mod artifacts;
 pub mod build;
 pub mod cli;
+pub mod disk;
 pub mod doctor;
 pub mod exit;
 pub mod image;

@@ -99,7 +99,8 @@ impl UpdateArgs {
             (Some(version), Some(release)) => Some(VersionRelease::new(version, release)?),
             _ => None,
         };
-        let vr = update::version_release(&self.image, given, scratch.path())?;
+        let inspection = crate::image::inspect(&self.image, scratch.path())?;
+        let vr = update::version_release(&self.image, &inspection, given)?;
         if let Some(product_img) = &self.product_img {
             anyhow::ensure!(
                 product_img.is_file(),

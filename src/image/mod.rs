@@ -5,7 +5,6 @@
 //! rpm crate. The report says what imgbased would refuse.
 
 pub mod reader;
-pub mod resolve;
 pub mod rpmdb;
 
 use std::fs::File;
@@ -18,15 +17,18 @@ use backhand::{FilesystemReader, InnerNode};
 use ext4_view::{Ext4, Ext4Read};
 use serde::Serialize;
 
-use crate::liveimg::ROOTFS_PATH;
-use crate::liveimg::ext4::OffsetFile;
-use crate::liveimg::ext4::{self, Superblock};
-use crate::liveimg::partition::{self, Partition};
+use crate::disk::ext4::{self, OffsetFile, Superblock};
+use crate::disk::partition::{self, Partition};
+use crate::disk::resolve;
 use crate::units::human;
 use reader::SquashfsFile;
 
 /// The update package's placeholder, whose V-R the update RPM takes.
 pub const PLACEHOLDER: &str = "ovirt-node-ng-image-update-placeholder";
+/// The label lorax gives rootfs.img and dracut looks for.
+pub const DEFAULT_LABEL: &str = "LiveOS";
+/// Where the filesystem image sits inside the squashfs: the layout imgbased reads.
+pub const ROOTFS_PATH: &str = "LiveOS/rootfs.img";
 /// Where `imgbase image-build --postprocess` records the image's NVR.
 pub const NVR_FILE: &str = "/usr/share/imgbase/build/meta/nvr";
 /// rpmdb locations, the Node's first (imgbased moves it under /usr).
@@ -244,7 +246,7 @@ fn inspect_root(
     if sb.flavour != ext4::Flavour::Ext4 {
         problems.push(format!("the root filesystem is {}, not ext4", sb.flavour));
     }
-    if format == Format::Squashfs && sb.label != crate::liveimg::DEFAULT_LABEL {
+    if format == Format::Squashfs && sb.label != DEFAULT_LABEL {
         problems.push(format!("rootfs.img is labelled {:?}, not LiveOS", sb.label));
     }
     let fs = Ext4::load(source)

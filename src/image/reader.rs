@@ -1,6 +1,6 @@
 //! Random access to a filesystem image stored as a file inside a squashfs, for
 //! ext4-view: nothing is mounted or unpacked. (Plain files and disk partitions are
-//! read through `liveimg::ext4::OffsetFile`.)
+//! read through `disk::ext4::OffsetFile`.)
 
 use std::collections::VecDeque;
 use std::io::{Read, Seek, SeekFrom};

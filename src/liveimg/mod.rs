@@ -14,8 +14,6 @@
 //! modified. Steps that write timestamps or identifiers are pinned to
 //! `SOURCE_DATE_EPOCH` when it is set, so the same input gives the same bytes.
 
-pub mod ext4;
-pub mod partition;
 pub mod squashfs;
 
 use std::fmt;
@@ -26,16 +24,14 @@ use anyhow::{Context, Result, ensure};
 use serde::Serialize;
 
 use crate::artifacts::PartialFile;
+use crate::disk::{ext4, partition};
+pub use crate::image::{DEFAULT_LABEL, ROOTFS_PATH};
 use crate::sys::{self, Cmd};
 use crate::units::human;
 pub use squashfs::{Bcj, Compression, SquashfsOptions};
 
-/// The label lorax gives rootfs.img and dracut looks for.
-pub const DEFAULT_LABEL: &str = "LiveOS";
 /// Size of rootfs.img made from a tree when none is given: upstream's `part / --size=5120`.
 pub const DEFAULT_DIR_SIZE: u64 = 5120 << 20;
-/// Where the filesystem image sits inside the squashfs.
-pub const ROOTFS_PATH: &str = "LiveOS/rootfs.img";
 
 /// Where the root filesystem comes from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -175,14 +175,14 @@ fn source_name(image: &Path) -> Result<&str> {
     Ok(name)
 }
 
-/// The update's version-release for a squashfs liveimg: `given`, else the image's
-/// placeholder's (the image is inspected to check that imgbased would take it).
+/// The update's version-release for the squashfs liveimg `image` whose inspection is
+/// `report`: `given`, else the image's placeholder's. An image imgbased would refuse
+/// gets no package.
 pub fn version_release(
     image: &Path,
+    report: &crate::image::Inspection,
     given: Option<VersionRelease>,
-    scratch: &Path,
 ) -> Result<VersionRelease> {
-    let report = crate::image::inspect(image, scratch)?;
     ensure!(
         report.format == crate::image::Format::Squashfs,
         "{} is {} image, not a squashfs liveimg; wrap it first with `nodeimg liveimg pack`",
@@ -290,6 +290,28 @@ mod tests {
         ));
         assert!(spec.contains("%global with_product_img 0\n"));
         assert!(!spec.contains('@'));
+    }
+
+    #[test]
+    fn the_version_release_is_the_given_one_else_the_placeholders() {
+        let vr = |s: &str| s.parse::<VersionRelease>().unwrap();
+        let given = resolve_version_release("img", Some(vr("4.5.7-1.el9")), Some("4.5.6-1.el9"));
+        assert_eq!(given.unwrap(), vr("4.5.7-1.el9"));
+        let taken = resolve_version_release("img", None, Some("4.5.6-1.el9")).unwrap();
+        assert_eq!(taken, vr("4.5.6-1.el9"));
+        let none = resolve_version_release("img", None, None).unwrap_err();
+        assert!(
+            none.to_string()
+                .contains("img has no ovirt-node-ng-image-update-placeholder")
+        );
+        // What an image says is checked as any version-release is.
+        let hostile = resolve_version_release("img", None, Some("1-2/../x")).unwrap_err();
+        assert!(
+            format!("{hostile:#}").contains("img: the installed"),
+            "{hostile:#}"
+        );
+        // A given V-R wins even over a placeholder the image got wrong.
+        assert!(resolve_version_release("img", Some(vr("1-1")), Some("bad")).is_ok());
     }
 
     #[test]

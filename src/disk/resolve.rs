@@ -156,7 +156,7 @@ mod tests {
             .unwrap();
         assert!(status.success());
         let file = std::fs::File::open(&img).unwrap();
-        let fs = Ext4::load(Box::new(crate::liveimg::ext4::OffsetFile::new(file, 0))).unwrap();
+        let fs = Ext4::load(Box::new(crate::disk::ext4::OffsetFile::new(file, 0))).unwrap();
         (dir, fs)
     }
 

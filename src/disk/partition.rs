@@ -152,7 +152,7 @@ fn holds_os_tree(disk: &Path, offset: u64) -> Result<bool> {
     };
     Ok(["/usr/lib/os-release", "/etc/os-release"]
         .iter()
-        .any(|path| matches!(crate::image::resolve::resolve(&fs, path), Ok(Some(_)))))
+        .any(|path| matches!(super::resolve::resolve(&fs, path), Ok(Some(_)))))
 }
 
 fn read_from(disk: &mut File, len: u64) -> Result<Table> {

@@ -31,7 +31,7 @@ fn a_build_from_an_installed_tree_gives_the_release_artifacts() {
     let scratch = tempfile::tempdir().unwrap();
     let root = node_tree(scratch.path());
     let out = scratch.path().join("out");
-    let done = nodeimg()
+    let done = run(nodeimg()
         .env("SOURCE_DATE_EPOCH", "1764028800")
         .args([
             "build",
@@ -44,14 +44,7 @@ fn a_build_from_an_installed_tree_gives_the_release_artifacts() {
         ])
         .arg(format!("dir:{}", root.display()))
         .arg("-o")
-        .arg(&out)
-        .output()
-        .unwrap();
-    assert!(
-        done.status.success(),
-        "{}",
-        String::from_utf8_lossy(&done.stderr)
-    );
+        .arg(&out));
     let record: serde_json::Value = serde_json::from_slice(&done.stdout).unwrap();
     assert_eq!(
         entries(&out),
@@ -92,12 +85,7 @@ fn a_build_from_an_installed_tree_gives_the_release_artifacts() {
     assert_eq!(build_json, record);
 
     let image = out.join("ovirt-node-ng-image-4.5.6-1.el9.x86_64.liveimg.squashfs");
-    let inspected = nodeimg()
-        .args(["inspect", "--manifest"])
-        .arg(&image)
-        .output()
-        .unwrap();
-    assert!(inspected.status.success());
+    let inspected = run(nodeimg().args(["inspect", "--manifest"]).arg(&image));
     assert_eq!(
         String::from_utf8_lossy(&inspected.stdout),
         fs::read_to_string(out.join("ovirt-node-ng-image.manifest-rpm")).unwrap()
@@ -315,7 +303,7 @@ fn a_build_through_livemedia_creator_keeps_its_logs() {
     let scratch = tempfile::tempdir().unwrap();
     let tree = node_tree(scratch.path());
     let out = scratch.path().join("out");
-    let done = nodeimg()
+    let done = run(nodeimg()
         .env("PATH", standin_path())
         .env("NODEIMG_STANDIN_TREE", &tree)
         .env("NODEIMG_WORKDIR", scratch.path())
@@ -328,14 +316,7 @@ fn a_build_through_livemedia_creator_keeps_its_logs() {
             "json",
             "-o",
         ])
-        .arg(&out)
-        .output()
-        .unwrap();
-    assert!(
-        done.status.success(),
-        "{}",
-        String::from_utf8_lossy(&done.stderr)
-    );
+        .arg(&out));
     let record: serde_json::Value = serde_json::from_slice(&done.stdout).unwrap();
     // The backend that ran (auto chose it).
     assert_eq!(record["input"]["backend"], "lmc");
@@ -553,7 +534,7 @@ fn a_virt_mode_build_boots_the_given_iso() {
     let iso = scratch.path().join("boot.iso");
     fs::write(&iso, b"not really an ISO").unwrap();
     let out = scratch.path().join("out");
-    let done = nodeimg()
+    let done = run(nodeimg()
         .env("PATH", standin_path())
         .env("NODEIMG_STANDIN_TREE", &tree)
         .args([
@@ -567,14 +548,7 @@ fn a_virt_mode_build_boots_the_given_iso() {
         ])
         .arg(&iso)
         .arg("-o")
-        .arg(&out)
-        .output()
-        .unwrap();
-    assert!(
-        done.status.success(),
-        "{}",
-        String::from_utf8_lossy(&done.stderr)
-    );
+        .arg(&out));
     let log = fs::read_to_string(out.join("logs/nodeimg.log")).unwrap();
     let cmdline = log
         .lines()

@@ -45,6 +45,14 @@ pub struct RpmUpdateArgs {
     #[command(flatten)]
     pub update: UpdateArgs,
 
+    #[command(flatten)]
+    pub written: WrittenArgs,
+}
+
+/// Where a package goes and how it is reported; shared by `rpm update` and
+/// `rpm placeholder`.
+#[derive(Debug, Args)]
+pub struct WrittenArgs {
     /// Directory to write the package to.
     #[arg(short, long, default_value = ".", value_name = "DIR")]
     pub output: PathBuf,
@@ -136,22 +144,8 @@ pub struct RpmPlaceholderArgs {
     #[arg(long, value_name = "R")]
     pub release: String,
 
-    /// Directory to write the package to.
-    #[arg(short, long, default_value = ".", value_name = "DIR")]
-    pub output: PathBuf,
-
-    /// Replace a package of the same name already in DIR.
-    #[arg(long)]
-    pub force: bool,
-
-    /// The BUILDHOST to record (default: this host's name); with SOURCE_DATE_EPOCH,
-    /// makes packages built on different hosts identical.
-    #[arg(long, value_name = "NAME")]
-    pub build_host: Option<String>,
-
-    /// Output format of the summary (on stdout).
-    #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
-    pub format: ReportFormat,
+    #[command(flatten)]
+    pub written: WrittenArgs,
 }
 
 /// Render the spec that builds the same update package with rpmbuild.
@@ -179,17 +173,19 @@ pub struct RpmSpecArgs {
 
 pub(super) fn rpm_update_cmd(args: RpmUpdateArgs) -> Result<ExitCode> {
     let package = args.update.resolve()?.package()?;
-    let info = writer::BuildInfo::from_env(args.build_host.as_deref())?;
-    create_output_dir(&args.output)?;
-    let written = writer::write(&package, &info, &args.output, args.force)?;
-    print_written(&written, args.format)
+    write_package(&package, &args.written)
 }
 
 pub(super) fn rpm_placeholder_cmd(args: RpmPlaceholderArgs) -> Result<ExitCode> {
     let package = update::placeholder(&args.version, &args.release)?;
+    write_package(&package, &args.written)
+}
+
+/// Write `package` where `args` say, and report it.
+fn write_package(package: &writer::PackageSpec, args: &WrittenArgs) -> Result<ExitCode> {
     let info = writer::BuildInfo::from_env(args.build_host.as_deref())?;
     create_output_dir(&args.output)?;
-    let written = writer::write(&package, &info, &args.output, args.force)?;
+    let written = writer::write(package, &info, &args.output, args.force)?;
     print_written(&written, args.format)
 }
 

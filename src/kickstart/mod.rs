@@ -3,6 +3,7 @@
 //! comes from, also inside included files.
 
 pub mod check;
+pub mod commands;
 pub mod flatten;
 pub mod lexer;
 pub mod model;

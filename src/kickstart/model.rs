@@ -4,6 +4,8 @@
 //! checker accepts; a command with errors is left out (the check reports it).
 //! Single-instance commands are last-wins, list commands accumulate, as in pykickstart.
 
+use std::fmt;
+
 use serde::Serialize;
 
 use super::Origin;
@@ -39,8 +41,8 @@ pub struct Model {
     pub logvols: Vec<Partition>,
     /// `text`, `cmdline` or `graphical`.
     pub display: Option<String>,
-    /// `reboot`, `shutdown` (also for `poweroff`) or `halt`.
-    pub action: Option<String>,
+    /// How the install ends.
+    pub action: Option<FinalAction>,
     pub packages: Option<Packages>,
     pub scripts: Vec<Script>,
     /// Every command line, in order: what a backend checks it can honour.
@@ -70,9 +72,10 @@ pub struct Source {
     pub noverifyssl: bool,
 }
 
-#[derive(Debug, Serialize)]
-pub struct Repo {
-    pub name: String,
+/// Where a repository is and what of it to take: the settings a `repo` line and a
+/// dnf .repo file share.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RepoSettings {
     pub baseurl: Option<String>,
     pub mirrorlist: Option<String>,
     pub metalink: Option<String>,
@@ -80,6 +83,13 @@ pub struct Repo {
     pub includepkgs: Vec<String>,
     pub excludepkgs: Vec<String>,
     pub proxy: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Repo {
+    pub name: String,
+    #[serde(flatten)]
+    pub settings: RepoSettings,
     pub install: bool,
     pub noverifyssl: bool,
     pub origin: Origin,
@@ -210,10 +220,63 @@ pub struct PackageGroup {
     pub include: String,
 }
 
+/// The script sections, in the order anaconda runs them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum ScriptSection {
+    #[serde(rename = "%pre")]
+    Pre,
+    #[serde(rename = "%pre-install")]
+    PreInstall,
+    #[serde(rename = "%post")]
+    Post,
+    #[serde(rename = "%onerror")]
+    OnError,
+    #[serde(rename = "%traceback")]
+    Traceback,
+}
+
+impl ScriptSection {
+    /// The section a header names, if it is a script section.
+    pub fn from_header(name: &str) -> Option<ScriptSection> {
+        Some(match name {
+            "%pre" => ScriptSection::Pre,
+            "%pre-install" => ScriptSection::PreInstall,
+            "%post" => ScriptSection::Post,
+            "%onerror" => ScriptSection::OnError,
+            "%traceback" => ScriptSection::Traceback,
+            _ => return None,
+        })
+    }
+
+    pub fn header(self) -> &'static str {
+        match self {
+            ScriptSection::Pre => "%pre",
+            ScriptSection::PreInstall => "%pre-install",
+            ScriptSection::Post => "%post",
+            ScriptSection::OnError => "%onerror",
+            ScriptSection::Traceback => "%traceback",
+        }
+    }
+}
+
+impl fmt::Display for ScriptSection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.header())
+    }
+}
+
+/// How the install ends (`reboot`; `shutdown` or `poweroff`; `halt`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FinalAction {
+    Reboot,
+    Shutdown,
+    Halt,
+}
+
 #[derive(Debug, Serialize)]
 pub struct Script {
-    /// `%pre`, `%post`, …
-    pub section: String,
+    pub section: ScriptSection,
     pub interpreter: Option<String>,
     pub nochroot: bool,
     pub erroronfail: bool,
@@ -285,8 +348,19 @@ pub fn build(ks: &Kickstart, version: Version) -> Model {
     model
 }
 
+/// Fold one parsed command into the model: each family of commands has its helper,
+/// which says whether the command was one of its own.
 fn apply(model: &mut Model, command: &Command, p: &Parsed) {
-    let first = p.positionals.first().cloned();
+    let _ = apply_source(model, command, p)
+        || apply_system(model, command, p)
+        || apply_accounts(model, command, p)
+        || apply_services(model, command, p)
+        || apply_disks(model, command, p)
+        || apply_install(model, command);
+}
+
+/// Where the packages come from.
+fn apply_source(model: &mut Model, command: &Command, p: &Parsed) -> bool {
     match command.name.as_str() {
         "url" | "liveimg" => {
             model.source = Some(Source {
@@ -300,17 +374,28 @@ fn apply(model: &mut Model, command: &Command, p: &Parsed) {
         }
         "repo" => model.repos.push(Repo {
             name: text(p, "--name").unwrap_or_default(),
-            baseurl: text(p, "--baseurl"),
-            mirrorlist: text(p, "--mirrorlist"),
-            metalink: text(p, "--metalink"),
-            cost: int(p, "--cost"),
-            includepkgs: list(p.get("--includepkgs")),
-            excludepkgs: list(p.get("--excludepkgs")),
-            proxy: text(p, "--proxy"),
+            settings: RepoSettings {
+                baseurl: text(p, "--baseurl"),
+                mirrorlist: text(p, "--mirrorlist"),
+                metalink: text(p, "--metalink"),
+                cost: int(p, "--cost"),
+                includepkgs: list(p.get("--includepkgs")),
+                excludepkgs: list(p.get("--excludepkgs")),
+                proxy: text(p, "--proxy"),
+            },
             install: p.has("--install"),
             noverifyssl: p.has("--noverifyssl"),
             origin: command.origin.clone(),
         }),
+        _ => return false,
+    }
+    true
+}
+
+/// The installed system's settings.
+fn apply_system(model: &mut Model, command: &Command, p: &Parsed) -> bool {
+    let first = p.positionals.first().cloned();
+    match command.name.as_str() {
         "lang" => model.lang = first,
         "keyboard" => {
             model.keyboard = first
@@ -355,6 +440,15 @@ fn apply(model: &mut Model, command: &Command, p: &Parsed) {
             model.selinux = mode.or(model.selinux.take());
         }
         "authselect" => model.authselect = Some(p.positionals.clone()),
+        _ => return false,
+    }
+    true
+}
+
+/// Accounts and keys.
+fn apply_accounts(model: &mut Model, command: &Command, p: &Parsed) -> bool {
+    let first = p.positionals.first().cloned();
+    match command.name.as_str() {
         "rootpw" => model.rootpw = Some(password(p, first)),
         "user" => model.users.push(User {
             name: text(p, "--name").unwrap_or_default(),
@@ -374,6 +468,14 @@ fn apply(model: &mut Model, command: &Command, p: &Parsed) {
             username: text(p, "--username").unwrap_or_default(),
             key: first.unwrap_or_default(),
         }),
+        _ => return false,
+    }
+    true
+}
+
+/// Services, first boot and the bootloader.
+fn apply_services(model: &mut Model, command: &Command, p: &Parsed) -> bool {
+    match command.name.as_str() {
         "services" => {
             model.services = Services {
                 enabled: list(p.get("--enabled")),
@@ -394,6 +496,15 @@ fn apply(model: &mut Model, command: &Command, p: &Parsed) {
                 disabled: p.has("--disabled"),
             })
         }
+        _ => return false,
+    }
+    true
+}
+
+/// Disks and partitions.
+fn apply_disks(model: &mut Model, command: &Command, p: &Parsed) -> bool {
+    let first = p.positionals.first().cloned();
+    match command.name.as_str() {
         "zerombr" => model.zerombr = true,
         "clearpart" => {
             model.clearpart = Some(Clearpart {
@@ -427,11 +538,21 @@ fn apply(model: &mut Model, command: &Command, p: &Parsed) {
         "autopart" => model.autopart = true,
         "reqpart" => model.reqpart = Some(p.has("--add-boot")),
         "volgroup" => model.volgroups.extend(first),
-        "text" | "cmdline" | "graphical" => model.display = Some(command.name.clone()),
-        "reboot" | "halt" => model.action = Some(command.name.clone()),
-        "poweroff" | "shutdown" => model.action = Some("shutdown".to_owned()),
-        _ => {}
+        _ => return false,
     }
+    true
+}
+
+/// How the install runs and ends.
+fn apply_install(model: &mut Model, command: &Command) -> bool {
+    match command.name.as_str() {
+        "text" | "cmdline" | "graphical" => model.display = Some(command.name.clone()),
+        "reboot" => model.action = Some(FinalAction::Reboot),
+        "halt" => model.action = Some(FinalAction::Halt),
+        "poweroff" | "shutdown" => model.action = Some(FinalAction::Shutdown),
+        _ => return false,
+    }
+    true
 }
 
 fn password(p: &Parsed, password: Option<String>) -> Password {
@@ -520,7 +641,7 @@ fn script(section: &Section, version: Version) -> Option<Script> {
         .apply(&section.args)
         .ok()?;
     Some(Script {
-        section: section.name.clone(),
+        section: ScriptSection::from_header(&section.name)?,
         interpreter: text(&header, "--interpreter"),
         nochroot: header.has("--nochroot"),
         erroronfail: header.has("--erroronfail"),
@@ -564,7 +685,7 @@ mod tests {
         assert!(model.rootpw.as_ref().unwrap().lock);
         assert_eq!(model.users[0].name, "node");
         assert_eq!(model.selinux.as_deref(), Some("enforcing"));
-        assert_eq!(model.action.as_deref(), Some("shutdown"));
+        assert_eq!(model.action, Some(FinalAction::Shutdown));
         assert_eq!(model.firstboot.as_deref(), Some("reconfig"));
         let packages = model.packages.as_ref().unwrap();
         assert!(packages.packages.contains(&"dracut-live".to_owned()));
@@ -574,7 +695,7 @@ mod tests {
             model
                 .scripts
                 .iter()
-                .any(|s| s.section == "%post" && s.erroronfail)
+                .any(|s| s.section == ScriptSection::Post && s.erroronfail)
         );
     }
 

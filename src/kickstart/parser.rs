@@ -55,10 +55,7 @@ pub struct Section {
 
 impl Section {
     pub fn is_script(&self) -> bool {
-        matches!(
-            self.name.as_str(),
-            "%pre" | "%pre-install" | "%post" | "%onerror" | "%traceback"
-        )
+        crate::kickstart::model::ScriptSection::from_header(&self.name).is_some()
     }
 }
 

@@ -141,71 +141,11 @@ fn read_file(
         return;
     }
     let canonical = path.canonicalize().unwrap_or_else(|_| path.to_owned());
-    if stack.contains(&canonical) {
-        let chain: Vec<String> = stack
-            .iter()
-            .chain(std::iter::once(&canonical))
-            .map(|p| p.display().to_string())
-            .collect();
-        source.findings.push(Finding::error(
-            included_at.cloned(),
-            Rule::IncludeCycle,
-            format!("the includes form a cycle: {}", chain.join(" → ")),
-        ));
+    if !may_read(path, &canonical, included_at, stack, source) {
         return;
     }
-    if stack.len() >= MAX_DEPTH {
-        source.findings.push(Finding::error(
-            included_at.cloned(),
-            Rule::IncludeTooDeep,
-            format!(
-                "includes nested more than {MAX_DEPTH} deep ({} is the next); pykickstart gives up \
-                 at about 244",
-                path.display()
-            ),
-        ));
+    let Some(text) = read_text(path, included_at, source) else {
         return;
-    }
-    let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
-    source.bytes = source.bytes.saturating_add(size);
-    if source.bytes > MAX_BYTES {
-        too_large(
-            source,
-            included_at,
-            format!("more than {} MiB", MAX_BYTES >> 20),
-        );
-        return;
-    }
-    let bytes = match std::fs::read(path) {
-        Ok(bytes) => bytes,
-        Err(err) => {
-            source.findings.push(Finding::error(
-                included_at.cloned(),
-                Rule::Unreadable,
-                format!("cannot read {}: {err}", path.display()),
-            ));
-            return;
-        }
-    };
-    let text = match String::from_utf8(bytes) {
-        Ok(text) => text,
-        Err(err) => {
-            let at = err.utf8_error().valid_up_to();
-            let valid = std::str::from_utf8(&err.as_bytes()[..at]).unwrap_or_default();
-            // The line the bad byte is on: the breaks before it, counted as pykickstart
-            // counts lines.
-            let line = split_lines(&format!("{valid}x")).len();
-            source.findings.push(Finding::error(
-                Some(Origin::new(Rc::new(path.to_owned()), line)),
-                Rule::NotUtf8,
-                format!(
-                    "byte {at} is not UTF-8 (0x{:02x}); pykickstart rejects the whole file",
-                    err.as_bytes()[at]
-                ),
-            ));
-            source.fatal = true;
-            return;
-        }
     };
     let file = Rc::new(path.to_owned());
     source.files.push(Rc::clone(&file));
@@ -252,6 +192,89 @@ fn read_file(
         }
     }
     stack.pop();
+}
+
+/// Whether `path` may be read at this point of the include chain: not a cycle, not
+/// deeper than [`MAX_DEPTH`]; a finding says why not.
+fn may_read(
+    path: &Path,
+    canonical: &PathBuf,
+    included_at: Option<&Origin>,
+    stack: &[PathBuf],
+    source: &mut Source,
+) -> bool {
+    if stack.contains(canonical) {
+        let chain: Vec<String> = stack
+            .iter()
+            .chain(std::iter::once(canonical))
+            .map(|p| p.display().to_string())
+            .collect();
+        source.findings.push(Finding::error(
+            included_at.cloned(),
+            Rule::IncludeCycle,
+            format!("the includes form a cycle: {}", chain.join(" → ")),
+        ));
+        return false;
+    }
+    if stack.len() >= MAX_DEPTH {
+        source.findings.push(Finding::error(
+            included_at.cloned(),
+            Rule::IncludeTooDeep,
+            format!(
+                "includes nested more than {MAX_DEPTH} deep ({} is the next); pykickstart gives up \
+                 at about 244",
+                path.display()
+            ),
+        ));
+        return false;
+    }
+    true
+}
+
+/// The file's text, within the cap on what a kickstart may hold; a finding says why
+/// not (a file that is not UTF-8 ends the check, as it ends pykickstart's).
+fn read_text(path: &Path, included_at: Option<&Origin>, source: &mut Source) -> Option<String> {
+    let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    source.bytes = source.bytes.saturating_add(size);
+    if source.bytes > MAX_BYTES {
+        too_large(
+            source,
+            included_at,
+            format!("more than {} MiB", MAX_BYTES >> 20),
+        );
+        return None;
+    }
+    let bytes = match std::fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(err) => {
+            source.findings.push(Finding::error(
+                included_at.cloned(),
+                Rule::Unreadable,
+                format!("cannot read {}: {err}", path.display()),
+            ));
+            return None;
+        }
+    };
+    match String::from_utf8(bytes) {
+        Ok(text) => Some(text),
+        Err(err) => {
+            let at = err.utf8_error().valid_up_to();
+            let valid = std::str::from_utf8(&err.as_bytes()[..at]).unwrap_or_default();
+            // The line the bad byte is on: the breaks before it, counted as pykickstart
+            // counts lines.
+            let line = split_lines(&format!("{valid}x")).len();
+            source.findings.push(Finding::error(
+                Some(Origin::new(Rc::new(path.to_owned()), line)),
+                Rule::NotUtf8,
+                format!(
+                    "byte {at} is not UTF-8 (0x{:02x}); pykickstart rejects the whole file",
+                    err.as_bytes()[at]
+                ),
+            ));
+            source.fatal = true;
+            None
+        }
+    }
 }
 
 /// `%include X` or `%ksappend X`, as pykickstart recognises them (the first word).

@@ -221,20 +221,9 @@ impl Cmd {
 
     /// Run to completion. Errors when the program is missing, fails (unless
     /// [`Cmd::any_status`]), times out or is interrupted.
-    pub fn run(&self) -> Result<Output, CmdError> {
-        let cmdline = self.display();
-        let program = resolve(&self.program)?;
-        if self.interruptible
-            && let Err(source) = cancel::check()
-        {
-            return Err(CmdError::Interrupted { cmdline, source });
-        }
-        match self.level {
-            Level::DEBUG => tracing::debug!(target: "nodeimg::exec", "$ {cmdline}"),
-            _ => tracing::info!(target: "nodeimg::exec", "$ {cmdline}"),
-        }
-
-        let mut command = Command::new(&program);
+    /// The child process as std runs it: arguments, environment, directory, pipes.
+    fn command(&self, program: &Path) -> Command {
+        let mut command = Command::new(program);
         command
             .args(&self.args)
             .stdin(Stdio::null())
@@ -255,10 +244,64 @@ impl Cmd {
         if let Some(dir) = &self.cwd {
             command.current_dir(dir);
         }
-        let mut child = command.spawn().map_err(|source| CmdError::Spawn {
-            cmdline: cmdline.clone(),
-            source,
-        })?;
+        command
+    }
+
+    /// Wait for the child's status; on a timeout or a signal, stop its whole process
+    /// group and say why.
+    fn wait(
+        &self,
+        status_rx: &mpsc::Receiver<std::io::Result<ExitStatus>>,
+        pgid: Pid,
+        name: &str,
+        cmdline: &str,
+    ) -> (std::io::Result<ExitStatus>, Option<Stop>) {
+        let started = Instant::now();
+        loop {
+            match status_rx.recv_timeout(POLL) {
+                Ok(status) => return (status, None),
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    return (
+                        Err(std::io::Error::other("lost the child's exit status")),
+                        None,
+                    );
+                }
+            }
+            let stop = if self.timeout.is_some_and(|limit| started.elapsed() >= limit) {
+                Some(Stop::Timeout)
+            } else if self.interruptible {
+                cancel::received().map(Stop::Signal)
+            } else {
+                None
+            };
+            if let Some(why) = stop {
+                tracing::warn!(target: "nodeimg::exec", "stopping `{name}` ({}): {cmdline}", why.describe());
+                return (terminate_group(pgid, status_rx), Some(why));
+            }
+        }
+    }
+
+    pub fn run(&self) -> Result<Output, CmdError> {
+        let cmdline = self.display();
+        let program = resolve(&self.program)?;
+        if self.interruptible
+            && let Err(source) = cancel::check()
+        {
+            return Err(CmdError::Interrupted { cmdline, source });
+        }
+        match self.level {
+            Level::DEBUG => tracing::debug!(target: "nodeimg::exec", "$ {cmdline}"),
+            _ => tracing::info!(target: "nodeimg::exec", "$ {cmdline}"),
+        }
+
+        let mut child = self
+            .command(&program)
+            .spawn()
+            .map_err(|source| CmdError::Spawn {
+                cmdline: cmdline.clone(),
+                source,
+            })?;
         let pgid = Pid::from_raw(child.id() as i32);
         let name = program_name(&self.program);
 
@@ -290,46 +333,13 @@ impl Cmd {
             let _ = status_tx.send(child.wait());
         });
 
-        let started = Instant::now();
-        let mut stop: Option<Stop> = None;
-        let status = loop {
-            match status_rx.recv_timeout(POLL) {
-                Ok(status) => break status,
-                Err(mpsc::RecvTimeoutError::Timeout) => {}
-                Err(mpsc::RecvTimeoutError::Disconnected) => {
-                    break Err(std::io::Error::other("lost the child's exit status"));
-                }
-            }
-            if self.timeout.is_some_and(|limit| started.elapsed() >= limit) {
-                stop = Some(Stop::Timeout);
-            } else if self.interruptible
-                && let Some(signal) = cancel::received()
-            {
-                stop = Some(Stop::Signal(signal));
-            }
-            if let Some(why) = stop {
-                tracing::warn!(target: "nodeimg::exec", "stopping `{name}` ({}): {cmdline}", why.describe());
-                break terminate_group(pgid, &status_rx);
-            }
-        };
+        let (status, stop) = self.wait(&status_rx, pgid, &name, &cmdline);
         let status = status.map_err(|source| CmdError::Spawn {
             cmdline: cmdline.clone(),
             source,
         })?;
 
-        // Collect the readers once their pipes close; do not wait on a daemon that
-        // inherited them (its reader thread is left to finish on its own).
-        let deadline = Instant::now() + DRAIN;
-        let mut closed = Vec::new();
-        while closed.len() < 2 {
-            match done_rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-                Ok(pipe) => closed.push(pipe),
-                Err(_) => break,
-            }
-        }
-        if closed.len() < 2 {
-            tracing::debug!("`{name}` left its output open (a background process?); not waiting");
-        }
+        let closed = closed_pipes(&done_rx, &name);
         let join = |pipe: Pipe, reader: Option<thread::JoinHandle<Stream>>| match reader {
             Some(handle) if closed.contains(&pipe) => handle.join().unwrap_or_default(),
             _ => Stream::default(),
@@ -385,6 +395,23 @@ impl Stop {
             Stop::Signal(signal) => format!("nodeimg received {}", cancel::signal_name(signal)),
         }
     }
+}
+
+/// The pipes that closed: the readers are collected once their pipes close, with no
+/// wait on a daemon that inherited them (its reader thread finishes on its own).
+fn closed_pipes(done_rx: &mpsc::Receiver<Pipe>, name: &str) -> Vec<Pipe> {
+    let deadline = Instant::now() + DRAIN;
+    let mut closed = Vec::new();
+    while closed.len() < 2 {
+        match done_rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            Ok(pipe) => closed.push(pipe),
+            Err(_) => break,
+        }
+    }
+    if closed.len() < 2 {
+        tracing::debug!("`{name}` left its output open (a background process?); not waiting");
+    }
+    closed
 }
 
 /// SIGTERM to the group, SIGKILL after the grace period; returns the leader's status.

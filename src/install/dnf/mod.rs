@@ -25,53 +25,18 @@ use serde::{Deserialize, Serialize};
 
 use super::{Backend, FlatKickstart, RootFs};
 use crate::kickstart::check::LmcMode;
-use crate::kickstart::model::{Bootloader, Model};
+use crate::kickstart::commands::{self, DnfSupport};
+use crate::kickstart::model::{Bootloader, Model, ScriptSection};
 use crate::kickstart::version::Version;
 use crate::sys::cmd::Cmd;
 
-/// Commands this backend applies to the tree.
-const APPLIED: &[&str] = &[
-    "url",
-    "repo",
-    "lang",
-    "keyboard",
-    "timezone",
-    "network",
-    "firewall",
-    "selinux",
-    "authselect",
-    "rootpw",
-    "user",
-    "group",
-    "sshkey",
-    "services",
-    "firstboot",
-    "bootloader",
-    "part",
-    "partition",
-];
-
-/// Commands about disks, the installer's display or the end of the install: a
-/// directory install has nothing to do for them.
-const NO_EFFECT: &[&str] = &[
-    "text",
-    "cmdline",
-    "graphical",
-    "skipx",
-    "zerombr",
-    "clearpart",
-    "ignoredisk",
-    "reqpart",
-    "reboot",
-    "poweroff",
-    "shutdown",
-    "halt",
-    "eula",
-    "install",
-];
-
 /// Script sections this backend runs.
-const SECTIONS: &[&str] = &["%pre", "%pre-install", "%post", "%onerror"];
+const SECTIONS: &[ScriptSection] = &[
+    ScriptSection::Pre,
+    ScriptSection::PreInstall,
+    ScriptSection::Post,
+    ScriptSection::OnError,
+];
 
 /// The rpm database path the target's rpm uses: /usr/lib/sysimage/rpm from Fedora 36
 /// and EL10, /var/lib/rpm on EL9.
@@ -215,12 +180,13 @@ pub fn sort_commands(model: &Model) -> (Vec<String>, Vec<String>) {
     let mut errors = Vec::new();
     let mut no_effect = Vec::new();
     for (name, origin) in &model.commands {
-        if APPLIED.contains(&name.as_str()) {
-            continue;
-        }
-        if NO_EFFECT.contains(&name.as_str()) {
-            no_effect.push(format!("{name} ({origin})"));
-            continue;
+        match commands::dnf_support(name) {
+            DnfSupport::Applied => continue,
+            DnfSupport::NoEffect => {
+                no_effect.push(format!("{name} ({origin})"));
+                continue;
+            }
+            DnfSupport::Unsupported => {}
         }
         errors.push(format!(
             "{origin}: `{name}` cannot be honoured by the dnf backend (it installs into a directory); remove it or use --backend lmc"
@@ -244,7 +210,7 @@ pub fn sort_commands(model: &Model) -> (Vec<String>, Vec<String>) {
         }
     }
     for script in &model.scripts {
-        if !SECTIONS.contains(&script.section.as_str()) {
+        if !SECTIONS.contains(&script.section) {
             errors.push(format!(
                 "{}: {} is not run by the dnf backend",
                 script.origin, script.section
@@ -289,8 +255,8 @@ pub fn install(o: &DnfOptions) -> Result<Installed> {
             timings.push((name.to_owned(), started.elapsed().as_secs_f64()));
         };
         let started = Instant::now();
-        let mut scripts = runner.section(&model.scripts, "%pre")?;
-        scripts += runner.section(&model.scripts, "%pre-install")?;
+        let mut scripts = runner.section(&model.scripts, ScriptSection::Pre)?;
+        scripts += runner.section(&model.scripts, ScriptSection::PreInstall)?;
         step("pre-scripts", started);
 
         let started = Instant::now();
@@ -315,30 +281,11 @@ pub fn install(o: &DnfOptions) -> Result<Installed> {
         step("packages", started);
 
         let started = Instant::now();
-        let mut applied = Vec::new();
-        let macros = request.rpm_macros();
-        if !macros.is_empty() {
-            // The installed system keeps installing what the image was built with.
-            let dir = tree.join("etc/rpm");
-            fs::create_dir_all(&dir)?;
-            write_file(
-                &dir.join("macros.image-language-conf"),
-                macros.as_bytes(),
-                0o644,
-            )?;
-            applied.push("rpm macros: /etc/rpm/macros.image-language-conf".to_owned());
-        }
-        for file in repos::install_into(&tree, &repos)? {
-            applied.push(format!("repo --install: {file}"));
-        }
-        applied.extend(configure::apply(&tree, model)?);
-        for line in &applied {
-            tracing::info!("{line}");
-        }
+        let applied = configure_tree(&tree, model, &request, &repos)?;
         step("configure", started);
 
         let started = Instant::now();
-        scripts += runner.section(&model.scripts, "%post")?;
+        scripts += runner.section(&model.scripts, ScriptSection::Post)?;
         step("post-scripts", started);
 
         let started = Instant::now();
@@ -367,7 +314,11 @@ pub fn install(o: &DnfOptions) -> Result<Installed> {
         }
         Err(err) => {
             if crate::sys::cancel::received().is_none() {
-                for script in model.scripts.iter().filter(|s| s.section == "%onerror") {
+                for script in model
+                    .scripts
+                    .iter()
+                    .filter(|s| s.section == ScriptSection::OnError)
+                {
                     if let Err(e) = runner.run(script) {
                         tracing::warn!("{e:#}");
                     }
@@ -376,6 +327,37 @@ pub fn install(o: &DnfOptions) -> Result<Installed> {
             Err(err)
         }
     }
+}
+
+/// The system configuration after the packages: the rpm macros the image was built
+/// with, `repo --install`, then the kickstart's commands. One line per thing applied.
+fn configure_tree(
+    tree: &Path,
+    model: &Model,
+    request: &transaction::Request,
+    repos: &[repos::Repository],
+) -> Result<Vec<String>> {
+    let mut applied = Vec::new();
+    let macros = request.rpm_macros();
+    if !macros.is_empty() {
+        // The installed system keeps installing what the image was built with.
+        let dir = tree.join("etc/rpm");
+        fs::create_dir_all(&dir)?;
+        write_file(
+            &dir.join("macros.image-language-conf"),
+            macros.as_bytes(),
+            0o644,
+        )?;
+        applied.push("rpm macros: /etc/rpm/macros.image-language-conf".to_owned());
+    }
+    for file in repos::install_into(tree, repos)? {
+        applied.push(format!("repo --install: {file}"));
+    }
+    applied.extend(configure::apply(tree, model)?);
+    for line in &applied {
+        tracing::info!("{line}");
+    }
+    Ok(applied)
 }
 
 /// Label the tree with its own SELinux policy when it has one and SELinux is not

@@ -11,7 +11,7 @@ use std::path::Path;
 use anyhow::{Result, bail};
 
 use crate::kickstart::Origin;
-use crate::kickstart::model::Model;
+use crate::kickstart::model::{Model, RepoSettings};
 
 /// Where dnf's cache appears inside the tree while dnf runs (bound from the shared
 /// cache directory; see `transaction`).
@@ -34,13 +34,7 @@ pub struct MainSettings {
 pub struct Repository {
     pub id: String,
     pub name: String,
-    pub baseurl: Option<String>,
-    pub mirrorlist: Option<String>,
-    pub metalink: Option<String>,
-    pub cost: Option<i64>,
-    pub includepkgs: Vec<String>,
-    pub excludepkgs: Vec<String>,
-    pub proxy: Option<String>,
+    pub settings: RepoSettings,
     pub sslverify: bool,
     /// `repo --install`: also written into the tree's /etc/yum.repos.d.
     pub install: bool,
@@ -65,16 +59,16 @@ impl Repository {
                 let _ = writeln!(s, "{key}={value}");
             }
         };
-        line("baseurl", &self.baseurl);
-        line("mirrorlist", &self.mirrorlist);
-        line("metalink", &self.metalink);
-        line("proxy", &self.proxy);
-        line("cost", &self.cost.map(|c| c.to_string()));
-        if !self.includepkgs.is_empty() {
-            let _ = writeln!(s, "includepkgs={}", self.includepkgs.join(","));
+        line("baseurl", &self.settings.baseurl);
+        line("mirrorlist", &self.settings.mirrorlist);
+        line("metalink", &self.settings.metalink);
+        line("proxy", &self.settings.proxy);
+        line("cost", &self.settings.cost.map(|c| c.to_string()));
+        if !self.settings.includepkgs.is_empty() {
+            let _ = writeln!(s, "includepkgs={}", self.settings.includepkgs.join(","));
         }
-        if !self.excludepkgs.is_empty() {
-            let _ = writeln!(s, "excludepkgs={}", self.excludepkgs.join(","));
+        if !self.settings.excludepkgs.is_empty() {
+            let _ = writeln!(s, "excludepkgs={}", self.settings.excludepkgs.join(","));
         }
         if !self.sslverify {
             s.push_str("sslverify=0\n");
@@ -113,13 +107,13 @@ pub fn repositories(model: &Model, allow_noverifyssl: bool) -> Result<Vec<Reposi
             repos.push(Repository {
                 id: "anaconda".to_owned(),
                 name: "kickstart url".to_owned(),
-                baseurl: source.url.clone(),
-                mirrorlist: source.mirrorlist.clone(),
-                metalink: source.metalink.clone(),
-                cost: None,
-                includepkgs: Vec::new(),
-                excludepkgs: Vec::new(),
-                proxy: source.proxy.clone(),
+                settings: RepoSettings {
+                    baseurl: source.url.clone(),
+                    mirrorlist: source.mirrorlist.clone(),
+                    metalink: source.metalink.clone(),
+                    proxy: source.proxy.clone(),
+                    ..RepoSettings::default()
+                },
                 sslverify: !source.noverifyssl,
                 install: false,
                 origin: model
@@ -134,13 +128,7 @@ pub fn repositories(model: &Model, allow_noverifyssl: bool) -> Result<Vec<Reposi
         repos.push(Repository {
             id: repo_id(&repo.name),
             name: repo.name.clone(),
-            baseurl: repo.baseurl.clone(),
-            mirrorlist: repo.mirrorlist.clone(),
-            metalink: repo.metalink.clone(),
-            cost: repo.cost,
-            includepkgs: repo.includepkgs.clone(),
-            excludepkgs: repo.excludepkgs.clone(),
-            proxy: repo.proxy.clone(),
+            settings: repo.settings.clone(),
             sslverify: !repo.noverifyssl,
             install: repo.install,
             origin: Some(repo.origin.clone()),
@@ -151,7 +139,11 @@ pub fn repositories(model: &Model, allow_noverifyssl: bool) -> Result<Vec<Reposi
         if repos[..i].iter().any(|r| r.id == repo.id) {
             problems.push(format!("{at}: a second repository with this id"));
         }
-        let urls = [&repo.baseurl, &repo.mirrorlist, &repo.metalink];
+        let urls = [
+            &repo.settings.baseurl,
+            &repo.settings.mirrorlist,
+            &repo.settings.metalink,
+        ];
         if urls.iter().all(|u| u.is_none()) {
             problems.push(format!("{at}: no --baseurl, --mirrorlist or --metalink"));
         }
@@ -160,7 +152,7 @@ pub fn repositories(model: &Model, allow_noverifyssl: bool) -> Result<Vec<Reposi
                 problems.push(format!("{at}: {why}"));
             }
         }
-        if let Some(proxy) = &repo.proxy
+        if let Some(proxy) = &repo.settings.proxy
             && let Err(why) = check_url(proxy)
         {
             // Never repeat the proxy itself: it may hold a password.
@@ -171,8 +163,8 @@ pub fn repositories(model: &Model, allow_noverifyssl: bool) -> Result<Vec<Reposi
         }
         let values = [&repo.name]
             .into_iter()
-            .chain(&repo.includepkgs)
-            .chain(&repo.excludepkgs);
+            .chain(&repo.settings.includepkgs)
+            .chain(&repo.settings.excludepkgs);
         for value in values {
             if value.contains(['\n', '\r']) || value.trim().is_empty() {
                 problems.push(format!("{at}: an empty value or one with a line break"));

@@ -23,6 +23,7 @@ use anyhow::{Context, Result, bail, ensure};
 use super::tree_has;
 use crate::install::sandbox::{self, Sandbox};
 use crate::kickstart::model::Script;
+use crate::kickstart::model::ScriptSection;
 
 /// Where the tree is for `--nochroot` scripts, as in anaconda.
 pub const SYSROOT: &str = "/mnt/sysroot";
@@ -39,9 +40,9 @@ enum Place {
 }
 
 fn place(script: &Script) -> Place {
-    match script.section.as_str() {
-        "%post" if !script.nochroot => Place::Chroot,
-        "%post" | "%pre-install" => Place::Sysroot,
+    match script.section {
+        ScriptSection::Post if !script.nochroot => Place::Chroot,
+        ScriptSection::Post | ScriptSection::PreInstall => Place::Sysroot,
         _ => Place::Host,
     }
 }
@@ -59,7 +60,7 @@ impl Runner<'_> {
     pub fn section(
         &mut self,
         scripts: &[crate::kickstart::model::Script],
-        section: &str,
+        section: ScriptSection,
     ) -> Result<usize> {
         let mut ran = 0;
         for script in scripts.iter().filter(|s| s.section == section) {
@@ -86,7 +87,47 @@ impl Runner<'_> {
             "{what}: --interpreter {interpreter} must be an absolute path"
         );
         let name = format!("ks-script-{n}");
-        // The body is a file the interpreter reads: inside the tree for a chroot.
+        let (file, file_arg) = self.script_file(script, place, &name, &what, interpreter)?;
+        tracing::info!("running {what}: {interpreter}, log logs/{name}.log");
+        let (sandbox, resolv_placeholder) = self.sandbox(place)?;
+        let mut cmd = sandbox
+            .command(interpreter, [file_arg])?
+            .env_clear()
+            .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+            .env("LANG", "C.UTF-8")
+            .env("HOME", "/root")
+            .capture()
+            .any_status();
+        if place == Place::Sysroot {
+            cmd = cmd
+                .env("INSTALL_ROOT", SYSROOT)
+                .env("ANA_INSTALL_PATH", SYSROOT);
+        }
+        if place != Place::Chroot {
+            cmd = cmd.current_dir(self.work);
+        }
+        let result = cmd.run();
+        if place == Place::Chroot {
+            sandbox::kill_processes_in(self.tree);
+        }
+        let _ = fs::remove_file(&file);
+        if let Some(placeholder) = resolv_placeholder {
+            let _ = fs::remove_file(placeholder);
+        }
+        let output = result?;
+        self.judge(script, place, (&what, &name, interpreter), &output)
+    }
+
+    /// Write the body where the interpreter reads it: inside the tree for a chroot.
+    /// The file, and its path as the script sees it.
+    fn script_file(
+        &self,
+        script: &Script,
+        place: Place,
+        name: &str,
+        what: &str,
+        interpreter: &str,
+    ) -> Result<(PathBuf, String)> {
         let (file, file_arg) = match place {
             Place::Chroot => {
                 ensure!(
@@ -98,17 +139,21 @@ impl Runner<'_> {
                     fs::create_dir_all(&tmp)?;
                     fs::set_permissions(&tmp, fs::Permissions::from_mode(0o1777))?;
                 }
-                (tmp.join(&name), format!("/tmp/{name}"))
+                (tmp.join(name), format!("/tmp/{name}"))
             }
             _ => {
-                let file = self.work.join(&name);
+                let file = self.work.join(name);
                 let arg = file.display().to_string();
                 (file, arg)
             }
         };
         super::write_file(&file, script.body.as_bytes(), 0o700)?;
-        tracing::info!("running {what}: {interpreter}, log logs/{name}.log");
+        Ok((file, file_arg))
+    }
 
+    /// The sandbox a script of `place` runs in, and the empty resolv.conf made in the
+    /// tree to bind the host's over (removed after the script).
+    fn sandbox(&self, place: Place) -> Result<(Sandbox, Option<PathBuf>)> {
         let mut resolv_placeholder = None;
         let sandbox = match place {
             Place::Host => Sandbox::new(self.tree).merge_output(),
@@ -140,31 +185,18 @@ impl Runner<'_> {
                 sandbox
             }
         };
-        let mut cmd = sandbox
-            .command(interpreter, [file_arg])?
-            .env_clear()
-            .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
-            .env("LANG", "C.UTF-8")
-            .env("HOME", "/root")
-            .capture()
-            .any_status();
-        if place == Place::Sysroot {
-            cmd = cmd
-                .env("INSTALL_ROOT", SYSROOT)
-                .env("ANA_INSTALL_PATH", SYSROOT);
-        }
-        if place != Place::Chroot {
-            cmd = cmd.current_dir(self.work);
-        }
-        let result = cmd.run();
-        if place == Place::Chroot {
-            sandbox::kill_processes_in(self.tree);
-        }
-        let _ = fs::remove_file(&file);
-        if let Some(placeholder) = resolv_placeholder {
-            let _ = fs::remove_file(placeholder);
-        }
-        let output = result?;
+        Ok((sandbox, resolv_placeholder))
+    }
+
+    /// Keep the script's output as its log (and where `--log` says), then judge its
+    /// status: a failure stops the install only with `--erroronfail`.
+    fn judge(
+        &self,
+        script: &Script,
+        place: Place,
+        (what, name, interpreter): (&str, &str, &str),
+        output: &crate::sys::cmd::Output,
+    ) -> Result<()> {
         let status = output.status;
         let text = String::from_utf8_lossy(&output.stdout).into_owned();
         let log = self.logs.join(format!("{name}.log"));

@@ -175,9 +175,6 @@ fn version_line(source: &source::Source) -> Option<(Result<Version, String>, Ori
         })
 }
 
-/// What makes two definitions of a list command the same one.
-type KeyOf = fn(&Parsed) -> Option<String>;
-
 struct Checker {
     version: Version,
     findings: Vec<Finding>,

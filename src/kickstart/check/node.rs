@@ -1,7 +1,7 @@
 //! The oVirt Node image's policy (`--policy node`), read from the typed model.
 
 use super::Checker;
-use crate::kickstart::model::Model;
+use crate::kickstart::model::{Model, ScriptSection};
 use crate::kickstart::{Finding, Origin, Rule, Severity};
 
 /// What the Node's %packages holds; the rest is installed by %post.
@@ -102,34 +102,7 @@ impl Checker {
             file_origin.clone(),
             "the Node's build ends the install with poweroff (or shutdown)",
         );
-        // The placeholder must be in the image, the update package kept out of it.
-        let lines: Vec<&str> = model
-            .packages
-            .iter()
-            .flat_map(|p| p.lines.iter().map(|(word, _)| word.as_str()))
-            .collect();
-        let post: Vec<&str> = model
-            .scripts
-            .iter()
-            .filter(|s| s.section == "%post")
-            .map(|s| s.body.as_str())
-            .collect();
-        need(
-            lines.iter().chain(&post).any(|t| t.contains(PLACEHOLDER)),
-            file_origin.clone(),
-            "the image installs ovirt-node-ng-image-update-placeholder (in %packages or %post): without it a Node has no upgrade path",
-        );
-        let excluded_in_post = |body: &&str| {
-            body.lines()
-                .any(|l| l.trim_end().ends_with(&format!("-{UPDATE}")))
-                || body.contains(&format!("--exclude {UPDATE}"))
-                || body.contains(&format!("--exclude={UPDATE}"))
-        };
-        need(
-            lines.contains(&format!("-{UPDATE}").as_str()) || post.iter().any(excluded_in_post),
-            file_origin.clone(),
-            "ovirt-node-ng-image-update itself is kept out of the image (-ovirt-node-ng-image-update, or dnf --exclude): its Obsoletes would replace the placeholder",
-        );
+        self.node_packages(model, file_origin);
         // %packages stays small: anything beyond the base is installed by %post.
         for (word, origin) in model.packages.iter().flat_map(|p| &p.lines) {
             if !BASE_PACKAGES.contains(&word.as_str()) {
@@ -142,5 +115,44 @@ impl Checker {
                 ));
             }
         }
+    }
+
+    /// The placeholder is in the image, the update package kept out of it.
+    fn node_packages(&mut self, model: &Model, file_origin: Option<Origin>) {
+        let mut need = |ok: bool, message: &str| {
+            if !ok {
+                self.findings.push(Finding::new(
+                    Severity::Error,
+                    file_origin.clone(),
+                    Rule::NodePolicy,
+                    message.to_owned(),
+                ));
+            }
+        };
+        let lines: Vec<&str> = model
+            .packages
+            .iter()
+            .flat_map(|p| p.lines.iter().map(|(word, _)| word.as_str()))
+            .collect();
+        let post: Vec<&str> = model
+            .scripts
+            .iter()
+            .filter(|s| s.section == ScriptSection::Post)
+            .map(|s| s.body.as_str())
+            .collect();
+        need(
+            lines.iter().chain(&post).any(|t| t.contains(PLACEHOLDER)),
+            "the image installs ovirt-node-ng-image-update-placeholder (in %packages or %post): without it a Node has no upgrade path",
+        );
+        let excluded_in_post = |body: &&str| {
+            body.lines()
+                .any(|l| l.trim_end().ends_with(&format!("-{UPDATE}")))
+                || body.contains(&format!("--exclude {UPDATE}"))
+                || body.contains(&format!("--exclude={UPDATE}"))
+        };
+        need(
+            lines.contains(&format!("-{UPDATE}").as_str()) || post.iter().any(excluded_in_post),
+            "ovirt-node-ng-image-update itself is kept out of the image (-ovirt-node-ng-image-update, or dnf --exclude): its Obsoletes would replace the placeholder",
+        );
     }
 }

@@ -4,10 +4,10 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use super::{Checker, KeyOf};
+use super::Checker;
 use crate::kickstart::options::{self, Parsed, Spec};
 use crate::kickstart::parser::{self, Command, Kickstart, Section};
-use crate::kickstart::version::{self, Status};
+use crate::kickstart::version::{self, Status, Version};
 use crate::kickstart::{Origin, Rule};
 
 impl Checker {
@@ -106,158 +106,26 @@ impl Checker {
         self.duplicates();
     }
 
-    /// The rules each command's own parser adds to argparse's.
+    /// Each command's own argument rules (pykickstart's `parse` methods).
     fn semantics(&mut self, command: &Command, parsed: &Parsed) {
-        let origin = &command.origin;
-        let positionals = parsed.positionals.len();
-        match command.name.as_str() {
-            "rootpw" if positionals == 0 && !parsed.has("--lock") => {
-                self.error(
-                    origin,
-                    Rule::BadOption,
-                    "A single argument is expected for the rootpw command".to_owned(),
-                );
-            }
-            "timezone" => {
-                if positionals > 1 {
-                    self.error(
-                        origin,
-                        Rule::BadOption,
-                        "One or zero arguments are expected for the timezone command".to_owned(),
-                    );
-                } else if positionals == 0 && parsed.options.is_empty() {
-                    self.error(
-                        origin,
-                        Rule::BadOption,
-                        "At least one option and/or an argument are expected for the timezone command"
-                            .to_owned(),
-                    );
-                }
-            }
-            "keyboard" => {
-                if positionals > 1 {
-                    self.error(
-                        origin,
-                        Rule::BadOption,
-                        "A single argument is expected for the keyboard command".to_owned(),
-                    );
-                } else if positionals == 0 && !parsed.has("--vckeymap") && !parsed.has("--xlayouts")
-                {
-                    self.error(
-                        origin,
-                        Rule::BadOption,
-                        "keyboard needs a layout, --vckeymap or --xlayouts".to_owned(),
-                    );
-                }
-            }
-            "services" if !parsed.has("--enabled") && !parsed.has("--disabled") => {
-                self.error(
-                    origin,
-                    Rule::BadOption,
-                    "One of --disabled or --enabled must be provided.".to_owned(),
-                );
-            }
-            "ostreesetup" => {
-                let url = parsed.get("--url").unwrap_or("");
-                if !["file:", "http:", "https:"]
-                    .iter()
-                    .any(|scheme| url.starts_with(scheme))
-                {
-                    self.error(
-                        origin,
-                        Rule::BadOption,
-                        format!("ostree repos must use file, HTTP or HTTPS protocol (--url={url})"),
-                    );
-                }
-            }
-            "url" => {
-                let sources = ["--url", "--mirrorlist", "--metalink"]
-                    .iter()
-                    .filter(|o| parsed.has(o))
-                    .count();
-                if sources != 1 {
-                    self.error(
-                        origin,
-                        Rule::BadOption,
-                        format!(
-                            "url needs exactly one of --url, --mirrorlist and --metalink ({sources} given)"
-                        ),
-                    );
-                }
-            }
-            "repo" => {
-                let sources = ["--baseurl", "--mirrorlist", "--metalink"]
-                    .iter()
-                    .filter(|o| parsed.has(o))
-                    .count();
-                if sources > 1 {
-                    self.error(
-                        origin,
-                        Rule::BadOption,
-                        "Only one of --baseurl, --mirrorlist and --metalink may be specified for repo command."
-                            .to_owned(),
-                    );
-                }
-            }
-            "autopart" => {
-                // RHEL8_AutoPart and RHEL10_AutoPart refuse it; RHEL7 and RHEL11 (on
-                // Fedora's F45 class) take it.
-                let refuses = [8, 9, 10].iter().any(|&n| self.version.is_rhel(n));
-                if refuses && parsed.get("--type").is_some_and(|t| t == "btrfs") {
-                    self.error(
-                        origin,
-                        Rule::BadOption,
-                        "autopart --type=btrfs is not supported".to_owned(),
-                    );
-                }
-                if let Some(t) = parsed.get("--type")
-                    && !["lvm", "btrfs", "plain", "thinp"].contains(&t)
-                {
-                    self.error(
-                        origin,
-                        Rule::BadOption,
-                        format!("autopart --type={t}: choose lvm, btrfs, plain or thinp"),
-                    );
-                }
-            }
-            "volgroup" if positionals == 0 && !parsed.has("--useexisting") => {
-                self.error(
-                    origin,
-                    Rule::BadOption,
-                    "volgroup must be given a VG name".to_owned(),
-                );
-            }
-            _ => {}
+        for message in command_rules(self.version, &command.name, parsed) {
+            self.error(&command.origin, Rule::BadOption, message);
         }
     }
 
     /// pykickstart warns (without a line) about a second definition of the same part,
     /// user, group, repo or network device; we name both lines.
     fn duplicates(&mut self) {
-        let keys: [(&str, KeyOf, &str); 5] = [
-            (
-                "part",
-                |p| p.positionals.first().cloned(),
-                "A partition with the mountpoint",
-            ),
-            (
-                "user",
-                |p| p.get("--name").map(str::to_owned),
-                "A user with the name",
-            ),
-            (
-                "group",
-                |p| p.get("--name").map(str::to_owned),
-                "A group with the name",
-            ),
-            (
-                "repo",
-                |p| p.get("--name").map(str::to_owned),
-                "A repo with the name",
-            ),
+        // What makes two definitions of a list command the same one: the first
+        // positional (None) or an option's value.
+        let keys: [(&str, Option<&str>, &str); 5] = [
+            ("part", None, "A partition with the mountpoint"),
+            ("user", Some("--name"), "A user with the name"),
+            ("group", Some("--name"), "A group with the name"),
+            ("repo", Some("--name"), "A repo with the name"),
             (
                 "network",
-                |p| p.get("--device").map(str::to_owned),
+                Some("--device"),
                 "A network device with the name",
             ),
         ];
@@ -265,7 +133,13 @@ impl Checker {
         for (name, key, what) in keys {
             let mut seen: BTreeMap<String, Origin> = BTreeMap::new();
             for (command, parsed) in self.parsed(name) {
-                let Some(k) = key(parsed) else { continue };
+                let k = match key {
+                    None => parsed.positionals.first().map(String::as_str),
+                    Some(option) => parsed.get(option),
+                };
+                let Some(k) = k.map(str::to_owned) else {
+                    continue;
+                };
                 if let Some(first) = seen.get(&k) {
                     found.push((
                         command.origin.clone(),
@@ -345,5 +219,116 @@ impl Checker {
                 }
             }
         }
+    }
+}
+
+/// What pykickstart's `parse` methods refuse in a command whose options parsed: one
+/// message a broken rule.
+fn command_rules(version: Version, name: &str, parsed: &Parsed) -> Vec<String> {
+    let positionals = parsed.positionals.len();
+    let count = |options: [&str; 3]| options.iter().filter(|o| parsed.has(o)).count();
+    let mut broken = Vec::new();
+    match name {
+        "rootpw" if positionals == 0 && !parsed.has("--lock") => {
+            broken.push("A single argument is expected for the rootpw command".to_owned());
+        }
+        "timezone" if positionals > 1 => {
+            broken.push("One or zero arguments are expected for the timezone command".to_owned());
+        }
+        "timezone" if positionals == 0 && parsed.options.is_empty() => broken.push(
+            "At least one option and/or an argument are expected for the timezone command"
+                .to_owned(),
+        ),
+        "keyboard" if positionals > 1 => {
+            broken.push("A single argument is expected for the keyboard command".to_owned());
+        }
+        "keyboard"
+            if positionals == 0 && !parsed.has("--vckeymap") && !parsed.has("--xlayouts") =>
+        {
+            broken.push("keyboard needs a layout, --vckeymap or --xlayouts".to_owned());
+        }
+        "services" if !parsed.has("--enabled") && !parsed.has("--disabled") => {
+            broken.push("One of --disabled or --enabled must be provided.".to_owned());
+        }
+        "ostreesetup" => {
+            let url = parsed.get("--url").unwrap_or("");
+            if !["file:", "http:", "https:"]
+                .iter()
+                .any(|scheme| url.starts_with(scheme))
+            {
+                broken.push(format!(
+                    "ostree repos must use file, HTTP or HTTPS protocol (--url={url})"
+                ));
+            }
+        }
+        "url" => {
+            let sources = count(["--url", "--mirrorlist", "--metalink"]);
+            if sources != 1 {
+                broken.push(format!(
+                    "url needs exactly one of --url, --mirrorlist and --metalink ({sources} given)"
+                ));
+            }
+        }
+        "repo" if count(["--baseurl", "--mirrorlist", "--metalink"]) > 1 => broken.push(
+            "Only one of --baseurl, --mirrorlist and --metalink may be specified for repo command."
+                .to_owned(),
+        ),
+        "autopart" => {
+            // RHEL8_AutoPart and RHEL10_AutoPart refuse it; RHEL7 and RHEL11 (on
+            // Fedora's F45 class) take it.
+            let refuses = [8, 9, 10].iter().any(|&n| version.is_rhel(n));
+            if refuses && parsed.get("--type").is_some_and(|t| t == "btrfs") {
+                broken.push("autopart --type=btrfs is not supported".to_owned());
+            }
+            if let Some(t) = parsed.get("--type")
+                && !["lvm", "btrfs", "plain", "thinp"].contains(&t)
+            {
+                broken.push(format!(
+                    "autopart --type={t}: choose lvm, btrfs, plain or thinp"
+                ));
+            }
+        }
+        "volgroup" if positionals == 0 && !parsed.has("--useexisting") => {
+            broken.push("volgroup must be given a VG name".to_owned());
+        }
+        _ => {}
+    }
+    broken
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kickstart::options::Spec;
+
+    fn rules(version: Version, line: &str) -> Vec<String> {
+        let words: Vec<String> = line.split_whitespace().map(str::to_owned).collect();
+        let spec = Spec::parse(version.generated_spec(&words[0]).unwrap());
+        let parsed = spec.apply(&words[1..]).unwrap();
+        command_rules(version, &words[0], &parsed)
+    }
+
+    #[test]
+    fn each_command_keeps_its_own_argument_rules() {
+        let rhel9 = Version::rhel(9);
+        assert!(rules(rhel9, "rootpw --lock").is_empty());
+        assert_eq!(rules(rhel9, "rootpw").len(), 1);
+        assert!(rules(rhel9, "timezone")[0].contains("At least one option"));
+        assert!(rules(rhel9, "timezone a b")[0].contains("One or zero"));
+        assert!(rules(rhel9, "keyboard")[0].contains("needs a layout"));
+        assert!(rules(rhel9, "services")[0].contains("--disabled or --enabled"));
+        assert!(rules(rhel9, "url --url=file:///r").is_empty());
+        assert!(rules(rhel9, "url --url=file:///r --mirrorlist=http://m")[0].contains("2 given"));
+        assert!(rules(rhel9, "repo --name=a --baseurl=x --metalink=y")[0].contains("Only one"));
+        assert!(
+            rules(
+                rhel9,
+                "ostreesetup --osname=a --remote=a --url=ftp://x --ref=r"
+            )[0]
+            .contains("file, HTTP or HTTPS")
+        );
+        assert!(rules(rhel9, "autopart --type=btrfs")[0].contains("not supported"));
+        assert!(rules(Version::rhel(7), "autopart --type=btrfs").is_empty());
+        assert!(rules(rhel9, "volgroup")[0].contains("VG name"));
     }
 }

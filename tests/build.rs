@@ -534,7 +534,7 @@ fn a_virt_mode_build_boots_the_given_iso() {
     let iso = scratch.path().join("boot.iso");
     fs::write(&iso, b"not really an ISO").unwrap();
     let out = scratch.path().join("out");
-    let done = run(nodeimg()
+    run(nodeimg()
         .env("PATH", standin_path())
         .env("NODEIMG_STANDIN_TREE", &tree)
         .args([

@@ -141,28 +141,13 @@ impl Staging {
         self.dir.path()
     }
 
-    /// A staged file's size and SHA-256 (read once, cancellably).
+    /// A staged file's size and SHA-256.
     pub fn digest(&self, name: &str) -> Result<(u64, String)> {
-        use sha2::Digest as _;
-        use std::io::Read as _;
         let path = self.path(name);
-        let mut input =
-            std::fs::File::open(&path).with_context(|| format!("reading {}", path.display()))?;
-        let mut hasher = sha2::Sha256::new();
-        let mut buf = vec![0u8; 1 << 20];
-        let mut bytes = 0;
-        loop {
-            crate::sys::cancel::check()?;
-            let n = input
-                .read(&mut buf)
-                .with_context(|| format!("reading {}", path.display()))?;
-            if n == 0 {
-                break;
-            }
-            hasher.update(&buf[..n]);
-            bytes += n as u64;
-        }
-        Ok((bytes, hex::encode(hasher.finalize())))
+        let bytes = std::fs::metadata(&path)
+            .with_context(|| format!("reading {}", path.display()))?
+            .len();
+        Ok((bytes, crate::sys::sha256_file(&path)?))
     }
 
     /// Move the staged `files` (name, SHA-256) and the record into OUTDIR, after the

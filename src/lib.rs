@@ -6,6 +6,7 @@
 pub mod artifacts;
 pub mod build;
 pub mod cli;
+pub mod diff;
 pub mod disk;
 pub mod doctor;
 pub mod exit;
@@ -17,5 +18,6 @@ pub mod liveimg;
 pub mod logging;
 pub mod nevra;
 pub mod package;
+pub mod sbom;
 pub mod sys;
 pub mod units;

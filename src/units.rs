@@ -1,4 +1,4 @@
-//! Byte sizes, read and written the way people write them.
+//! Byte sizes and times, read and written the way people write them.
 
 /// Sizes for people: 1.5 GiB, 300.0 MiB.
 pub fn human(bytes: u64) -> String {
@@ -43,4 +43,53 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
         .checked_mul(1u64 << shift)
         .filter(|&bytes| bytes >= 1 << 20)
         .ok_or_else(|| format!("{text:?} is not a usable filesystem size (1M or more)"))
+}
+
+/// A UTC time (seconds since 1970) as ISO 8601, `2026-12-03T02:36:07Z`.
+pub fn iso8601(seconds: u64) -> String {
+    let (y, m, d) = civil_date(seconds / 86_400);
+    let rest = seconds % 86_400;
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rest / 3600,
+        rest % 3600 / 60,
+        rest % 60
+    )
+}
+
+/// The UTC day of a time (seconds since 1970), `2026-12-03`.
+pub fn date(seconds: u64) -> String {
+    let (y, m, d) = civil_date(seconds / 86_400);
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+/// Days since 1970-01-01 as (year, month, day) of the proleptic Gregorian calendar:
+/// the days are counted in 400-year eras of 146,097 days, years from March so that
+/// the leap day ends the year (Howard Hinnant's `civil_from_days`).
+fn civil_date(days: u64) -> (u64, u64, u64) {
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z % 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + u64::from(month <= 2);
+    (year, month, day)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_are_written_in_utc() {
+        // As `date -u -d @N +%FT%TZ` writes them.
+        assert_eq!(iso8601(0), "1970-01-01T00:00:00Z");
+        assert_eq!(iso8601(1_796_265_367), "2026-12-03T02:36:07Z");
+        assert_eq!(date(951_782_400), "2000-02-29");
+        assert_eq!(date(4_107_456_000), "2100-02-28");
+        assert_eq!(date(4_107_542_400), "2100-03-01");
+    }
 }

@@ -56,12 +56,15 @@ fn a_build_from_an_installed_tree_gives_the_release_artifacts() {
             "ovirt-node-ng-image-update-4.5.6-1.el9.noarch.rpm",
             "ovirt-node-ng-image.ks",
             "ovirt-node-ng-image.manifest-rpm",
+            "ovirt-node-ng-image.spdx.json",
             "ovirt-node-ng-image.unsigned-rpms",
         ]
     );
     run(Command::new("sha256sum")
         .args(["-c", "--quiet", "CHECKSUMS.sha256"])
         .current_dir(&out));
+    // The bill of materials is listed, checksummed and valid SPDX.
+    common::validate_sbom("spdx", &out.join("ovirt-node-ng-image.spdx.json"));
     let stages: Vec<&str> = record["stages"]
         .as_array()
         .unwrap()
@@ -70,7 +73,9 @@ fn a_build_from_an_installed_tree_gives_the_release_artifacts() {
         .collect();
     assert_eq!(
         stages,
-        ["check", "flatten", "install", "liveimg", "inspect", "rpm"]
+        [
+            "check", "flatten", "install", "liveimg", "inspect", "rpm", "sbom"
+        ]
     );
     assert_eq!(record["input"]["backend"], "from-result");
     assert_eq!(record["nvr"], "ovirt-node-ng-4.5.6-0.20261125.0");

@@ -367,6 +367,7 @@ fn a_build_imports_as_a_content_generator_build_and_is_tagged() {
     for name in [
         "build.json",
         "ovirt-node-ng-image.manifest-rpm",
+        "ovirt-node-ng-image.spdx.json",
         "log-nodeimg.log",
     ] {
         assert!(logs.contains(&name), "{logs:?}");

@@ -251,9 +251,20 @@ fn the_default_import_is_accepted_by_a_real_hub() {
         .map(|e| e.unwrap().file_name().into_string().unwrap())
         .collect();
     log_names.sort();
-    for name in ["build.json", "log-nodeimg.log", "ovirt-node-ng-image.ks"] {
+    for name in [
+        "build.json",
+        "log-nodeimg.log",
+        "ovirt-node-ng-image.ks",
+        // The bill of materials goes with the build.
+        "ovirt-node-ng-image.spdx.json",
+    ] {
         assert!(log_names.iter().any(|n| n == name), "{log_names:?}");
     }
+    let sbom: Value = serde_json::from_slice(
+        &fs::read(format!("{log_dir}/ovirt-node-ng-image.spdx.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(sbom["spdxVersion"], "SPDX-2.3");
 
     // --tag made koji's tagBuild task (kojid runs it).
     let task = imported["tag_task"].as_i64().unwrap();
@@ -639,6 +650,7 @@ fn koji_builds_node_images_with_kojid_and_mock_and_serves_the_update() {
         "nodeimg.log",
         "ovirt-node-ng-image.ks.log",
         "build.json.log",
+        "ovirt-node-ng-image.spdx.json.log",
         "root.log",
     ] {
         assert!(output.contains(&name), "{name} in {output:?}");

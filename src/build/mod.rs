@@ -14,7 +14,7 @@ pub mod record;
 
 use std::fs;
 use std::path::PathBuf;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use anyhow::{Context, Result};
 
@@ -95,18 +95,12 @@ impl Timer {
     }
 }
 
-fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
 /// Build. Returns the record written as build.json.
 pub fn build(options: &BuildOptions) -> Result<BuildRecord> {
     // What the library joins into file names and headers is checked here, not only
     // by the command line.
     crate::nevra::check_name(&options.name)?;
-    let started = now();
+    let started = sys::now();
     let staging = Staging::new(&options.outdir, options.force)?;
     let logs = options.outdir.join("logs");
     fs::create_dir_all(&logs).with_context(|| format!("creating {}", logs.display()))?;
@@ -154,8 +148,9 @@ fn run(ctx: &Ctx, started: u64) -> Result<(BuildRecord, String)> {
     let named = image::name(ctx, &packed, &inspection)?;
     let rpm = timer.run("rpm", || package::update_rpm(ctx, &named))?;
     let manifests = package::manifests(ctx, &inspection)?;
+    let sbom = timer.run("sbom", || package::sbom(ctx, &named, &rpm, &inspection))?;
 
-    let outputs = package::outputs(ctx, &named, &rpm, &ks, &manifests)?;
+    let outputs = package::outputs(ctx, &named, &rpm, &ks, &manifests, &sbom)?;
     let record = package::record(package::RecordParts {
         ctx,
         started,

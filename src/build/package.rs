@@ -70,6 +70,57 @@ pub fn manifests(ctx: &Ctx, inspection: &Inspection) -> Result<Manifests> {
     Ok(manifests)
 }
 
+/// The image's SHA-256: the RPM writer has already hashed it (its file digest), so it
+/// is not read a second time.
+pub fn image_sha256(rpm: &writer::Written) -> Result<String> {
+    rpm.file_digests
+        .iter()
+        .find(|(path, _)| path.ends_with(".squashfs.img"))
+        .map(|(_, digest)| digest.clone())
+        .context("the update RPM records no digest for the image")
+}
+
+/// The staged NAME.spdx.json: the image and the RPMs in it (SPDX 2.3).
+pub struct Sbom {
+    pub file: String,
+    pub packages: usize,
+}
+
+impl Summary for Sbom {
+    fn summary(&self) -> String {
+        format!("{}: {} packages", self.file, self.packages)
+    }
+}
+
+/// Write the image's bill of materials.
+pub fn sbom(
+    ctx: &Ctx,
+    image: &NamedImage,
+    rpm: &writer::Written,
+    inspection: &Inspection,
+) -> Result<Sbom> {
+    let o = ctx.options;
+    let sha256 = image_sha256(rpm)?;
+    let version = image.vr.to_string();
+    let subject = crate::sbom::Subject {
+        name: &image.file,
+        sha256: &sha256,
+        version: Some(&version),
+        created: o.source_date_epoch.unwrap_or_else(crate::sys::now),
+    };
+    let document = crate::sbom::spdx(&subject, inspection);
+    let file = format!("{}.spdx.json", o.name);
+    std::fs::write(
+        ctx.staging.path(&file),
+        serde_json::to_string_pretty(&document)? + "\n",
+    )
+    .with_context(|| format!("writing {file}"))?;
+    Ok(Sbom {
+        file,
+        packages: inspection.packages.len(),
+    })
+}
+
 /// Every staged output with its kind, size and digest, the image first.
 pub fn outputs(
     ctx: &Ctx,
@@ -77,14 +128,9 @@ pub fn outputs(
     rpm: &writer::Written,
     ks: &FlatKickstart,
     manifests: &Manifests,
+    sbom: &Sbom,
 ) -> Result<Vec<Output>> {
-    // The RPM writer has already hashed the image (its file digest): no second read.
-    let image_sha256 = rpm
-        .file_digests
-        .iter()
-        .find(|(path, _)| path.ends_with(".squashfs.img"))
-        .map(|(_, digest)| digest.clone())
-        .context("the update RPM records no digest for the image")?;
+    let image_sha256 = image_sha256(rpm)?;
     let image_path = ctx.staging.path(&image.file);
     let mut outputs = vec![Output {
         file: image.file.clone(),
@@ -99,6 +145,7 @@ pub fn outputs(
         (file_name(&ks.path), OutputKind::Kickstart),
         (manifests.packages.clone(), OutputKind::ManifestRpm),
         (manifests.unsigned.clone(), OutputKind::UnsignedRpms),
+        (sbom.file.clone(), OutputKind::Sbom),
     ];
     for (file, kind) in rest {
         let (bytes, sha256) = ctx.staging.digest(&file)?;
@@ -138,7 +185,7 @@ pub fn record(parts: RecordParts) -> BuildRecord {
         arch: o.arch.clone(),
         nvr: parts.inspection.nvr.clone(),
         started: parts.started,
-        finished: super::now(),
+        finished: crate::sys::now(),
         input: Input {
             kickstart: o.kickstart.display().to_string(),
             kickstart_sha256: parts.ks.sha256.clone(),

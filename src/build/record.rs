@@ -117,6 +117,8 @@ pub enum OutputKind {
     ManifestRpm,
     /// NAME.unsigned-rpms: those of them that are not signed.
     UnsignedRpms,
+    /// NAME.spdx.json: the image's bill of materials (SPDX 2.3).
+    Sbom,
 }
 
 impl BuildRecord {

@@ -39,6 +39,12 @@ pub struct InspectArgs {
     #[arg(long, conflicts_with = "format")]
     pub manifest: bool,
 
+    /// Print a bill of materials instead: SPDX 2.3 or CycloneDX 1.5 JSON, the image
+    /// (with its SHA-256) holding one package per installed RPM. SOURCE_DATE_EPOCH
+    /// pins its creation time.
+    #[arg(long, value_enum, value_name = "FORMAT", conflicts_with_all = ["format", "manifest"])]
+    pub sbom: Option<crate::sbom::Format>,
+
     /// Scratch space for the copy of the rpmdb that sqlite reads.
     #[arg(long, env = WORKDIR_ENV, default_value = DEFAULT_WORKDIR, value_name = "DIR")]
     pub workdir: PathBuf,
@@ -142,7 +148,23 @@ impl ImageArgs {
 pub(super) fn inspect_cmd(args: InspectArgs) -> Result<ExitCode> {
     let scratch = sys::inspect_scratch(&args.workdir)?;
     let report = image::inspect(&args.image, scratch.path())?;
-    if args.manifest {
+    if let Some(format) = args.sbom {
+        let name = args
+            .image
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let sha256 = sys::sha256_file(&args.image)?;
+        let version = report.placeholder.as_deref().or(report.nvr.as_deref());
+        let subject = crate::sbom::Subject {
+            name: &name,
+            sha256: &sha256,
+            version,
+            created: sys::source_date_epoch().unwrap_or_else(sys::now),
+        };
+        let document = crate::sbom::document(format, &subject, &report);
+        println!("{}", serde_json::to_string_pretty(&document)?);
+    } else if args.manifest {
         for line in report.manifest() {
             println!("{line}");
         }

@@ -3,6 +3,7 @@
 //! library modules, which take plain values and types that implement `FromStr`.
 
 mod build;
+mod diff;
 mod doctor;
 mod image;
 mod kickstart;
@@ -67,6 +68,7 @@ pub enum Command {
     Check(kickstart::CheckArgs),
     Flatten(kickstart::FlattenArgs),
     Inspect(image::InspectArgs),
+    Diff(diff::DiffArgs),
     #[command(subcommand)]
     Koji(koji::KojiCommand),
     /// Internal: write the man pages and shell completions (for packaging).
@@ -103,6 +105,7 @@ fn run(command: Command) -> Result<ExitCode> {
         Command::Check(args) => kickstart::check_cmd(args),
         Command::Flatten(args) => kickstart::flatten_cmd(args),
         Command::Inspect(args) => image::inspect_cmd(args),
+        Command::Diff(args) => diff::diff_cmd(args),
         Command::Rpm(rpm::RpmCommand::Update(args)) => rpm::rpm_update_cmd(args),
         Command::Rpm(rpm::RpmCommand::Placeholder(args)) => rpm::rpm_placeholder_cmd(args),
         Command::Rpm(rpm::RpmCommand::Spec(args)) => rpm::rpm_spec_cmd(args),

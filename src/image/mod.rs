@@ -6,6 +6,7 @@
 
 pub mod reader;
 pub mod rpmdb;
+pub mod update_rpm;
 
 use std::fs::File;
 use std::io::{BufReader, Read};
@@ -107,9 +108,18 @@ pub struct OsRelease {
 
 /// What kind of image `path` is, from its first bytes.
 pub fn detect(path: &Path) -> Result<Format> {
+    detect_at(path, 0)
+}
+
+/// What kind of image starts `offset` bytes into `path`.
+fn detect_at(path: &Path, offset: u64) -> Result<Format> {
+    use std::io::{Seek, SeekFrom};
     let mut head = Vec::with_capacity(2048);
     File::open(path)
-        .and_then(|file| file.take(2048).read_to_end(&mut head))
+        .and_then(|mut file| {
+            file.seek(SeekFrom::Start(offset))?;
+            file.take(2048).read_to_end(&mut head)
+        })
         .with_context(|| format!("reading {}", path.display()))?;
     if head.starts_with(b"hsqs") {
         Ok(Format::Squashfs)
@@ -125,9 +135,26 @@ pub fn detect(path: &Path) -> Result<Format> {
     }
 }
 
+/// An image that is part of a file: `len` bytes from `offset` (a squashfs inside an
+/// update RPM's uncompressed payload).
+#[derive(Debug, Clone)]
+pub struct Embedded {
+    pub offset: u64,
+    pub len: u64,
+}
+
 /// Inspect an image. `scratch` holds the copy of the rpmdb that sqlite reads.
 pub fn inspect(path: &Path, scratch: &Path) -> Result<Inspection> {
-    let result = inspect_unchecked(path, scratch);
+    inspect_within(path, None, scratch)
+}
+
+/// Inspect an image, the whole of `path` or the part `embedded` says.
+pub fn inspect_within(
+    path: &Path,
+    embedded: Option<&Embedded>,
+    scratch: &Path,
+) -> Result<Inspection> {
+    let result = inspect_unchecked(path, embedded, scratch);
     // A reader that stopped for a signal ends as any interrupted step does (exit
     // 128+N): the libraries in between keep its error only as text.
     match (result, crate::sys::cancel::check()) {
@@ -136,8 +163,19 @@ pub fn inspect(path: &Path, scratch: &Path) -> Result<Inspection> {
     }
 }
 
-fn inspect_unchecked(path: &Path, scratch: &Path) -> Result<Inspection> {
-    let format = detect(path)?;
+fn inspect_unchecked(
+    path: &Path,
+    embedded: Option<&Embedded>,
+    scratch: &Path,
+) -> Result<Inspection> {
+    let offset = embedded.map_or(0, |e| e.offset);
+    let format = detect_at(path, offset)?;
+    if embedded.is_some() && format != Format::Squashfs {
+        bail!(
+            "{}: the image inside it is not a squashfs liveimg",
+            path.display()
+        );
+    }
     let mut problems = Vec::new();
     let mut squashfs_entries = Vec::new();
     let mut squashfs_compression = None;
@@ -151,8 +189,8 @@ fn inspect_unchecked(path: &Path, scratch: &Path) -> Result<Inspection> {
             Box::new(source)
         }
         Format::Squashfs => {
-            check_squashfs_length(path)?;
-            let fs = FilesystemReader::from_reader(BufReader::new(open(path)?))
+            check_squashfs_length(path, embedded)?;
+            let fs = FilesystemReader::from_reader_with_offset(BufReader::new(open(path)?), offset)
                 .map_err(|e| anyhow!("{}: not a readable squashfs: {e}", path.display()))?;
             squashfs_compression = fs.compressor.map(|c| format!("{c:?}").to_lowercase());
             let mut images = Vec::new();
@@ -205,18 +243,24 @@ fn inspect_unchecked(path: &Path, scratch: &Path) -> Result<Inspection> {
 }
 
 /// A squashfs records its length (`bytes_used`, at byte 40); a shorter file was cut.
-fn check_squashfs_length(path: &Path) -> Result<()> {
+fn check_squashfs_length(path: &Path, embedded: Option<&Embedded>) -> Result<()> {
+    use std::io::{Seek, SeekFrom};
     let mut superblock = [0u8; 96];
     let mut file = open(path)?;
+    file.seek(SeekFrom::Start(embedded.map_or(0, |e| e.offset)))
+        .with_context(|| format!("reading {}", path.display()))?;
     file.read_exact(&mut superblock)
         .with_context(|| format!("{}: too short for a squashfs superblock", path.display()))?;
     let mut used = [0u8; 8];
     used.copy_from_slice(&superblock[40..48]);
     let used = u64::from_le_bytes(used);
-    let len = file
-        .metadata()
-        .with_context(|| format!("reading {}", path.display()))?
-        .len();
+    let len = match embedded {
+        Some(e) => e.len,
+        None => file
+            .metadata()
+            .with_context(|| format!("reading {}", path.display()))?
+            .len(),
+    };
     if len < used {
         bail!(
             "{}: truncated: the squashfs holds {used} bytes but the file has only {len}",

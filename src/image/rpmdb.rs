@@ -37,6 +37,28 @@ pub struct Package {
     /// Installed size and build time: what koji records of an external RPM.
     pub size: Option<u64>,
     pub buildtime: Option<u64>,
+    /// The license expression (`License:`).
+    #[serde(default)]
+    pub license: Option<String>,
+    /// The source package it was built from (`N-V-R.src.rpm`).
+    #[serde(default)]
+    pub sourcerpm: Option<String>,
+    /// The payload's SHA-256 (hex), as rpm records it (`RPMTAG_PAYLOADDIGEST`).
+    #[serde(default)]
+    pub payload_digest: Option<String>,
+    /// `%changelog`, newest first (not kept in reports: `nodeimg diff` reads it).
+    #[serde(skip)]
+    pub changelog: Vec<Change>,
+}
+
+/// One `%changelog` entry.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Change {
+    /// Seconds since the epoch (the entry's day).
+    pub time: u64,
+    /// `Name <mail> - V-R`.
+    pub author: String,
+    pub text: String,
 }
 
 impl Package {
@@ -104,7 +126,7 @@ pub fn read_packages(db: &Path) -> Result<Vec<Package>> {
 /// The largest header blob read: rpm allows 256 MiB of data, but the biggest real
 /// headers (kernel-devel, texlive's file lists) are a few MiB; this keeps an
 /// inspection within its memory bound.
-const MAX_BLOB: u64 = 32 << 20;
+pub const MAX_BLOB: u64 = 32 << 20;
 /// More packages than any installed system has (a full Fedora workstation: ~3,000).
 const MAX_PACKAGES: usize = 100_000;
 
@@ -169,8 +191,9 @@ fn check_blob(blob: &[u8]) -> Result<()> {
     Ok(())
 }
 
-/// One header blob as stored in the rpmdb.
-pub fn parse_blob(blob: &[u8]) -> Result<Package> {
+/// A header blob as the rpmdb stores it (entry count, data size, index, data), checked
+/// as rpm checks one before the rpm crate reads it.
+pub fn header_metadata(blob: &[u8]) -> Result<rpm::PackageMetadata> {
     check_blob(blob)?;
     let mut framed = Vec::with_capacity(96 + 16 + 8 + blob.len());
     framed.extend_from_slice(&LEAD_MAGIC);
@@ -182,9 +205,14 @@ pub fn parse_blob(blob: &[u8]) -> Result<Package> {
     framed.extend_from_slice(blob);
     // The last line of defence: a panic in the crate's parser is this entry's error,
     // not the end of the program.
-    let meta = std::panic::catch_unwind(|| rpm::PackageMetadata::parse(&mut framed.as_slice()))
+    std::panic::catch_unwind(|| rpm::PackageMetadata::parse(&mut framed.as_slice()))
         .map_err(|_| anyhow::anyhow!("the rpm crate could not parse it (it panicked)"))?
-        .context("not a valid rpm header")?;
+        .context("not a valid rpm header")
+}
+
+/// One header blob as stored in the rpmdb.
+pub fn parse_blob(blob: &[u8]) -> Result<Package> {
+    let meta = header_metadata(blob)?;
     let header = &meta.header;
     Ok(Package {
         name: meta.get_name()?.to_owned(),
@@ -206,6 +234,32 @@ pub fn parse_blob(blob: &[u8]) -> Result<Package> {
             .map(|id| id[id.len().saturating_sub(8)..].to_owned()),
         size: meta.get_installed_size().ok(),
         buildtime: meta.get_build_time().ok(),
+        license: meta.get_license().ok().map(str::to_owned),
+        sourcerpm: meta.get_source_rpm().ok().map(str::to_owned),
+        payload_digest: header
+            .get_entry_data_as_string_array(IndexTag::RPMTAG_PAYLOADSHA256)
+            .ok()
+            .and_then(|digests| digests.first().map(|d| (*d).to_owned()))
+            // Only a SHA-256 (hash algorithm 8) is one: older rpms recorded others.
+            .filter(|_| {
+                header
+                    .get_entry_data_as_u32_array(IndexTag::RPMTAG_PAYLOADSHA256ALGO)
+                    .map_or(true, |algo| algo.first() == Some(&8))
+            })
+            .filter(|d| d.len() == 64 && d.bytes().all(|b| b.is_ascii_hexdigit())),
+        changelog: meta
+            .get_changelog_entries()
+            .map(|entries| {
+                entries
+                    .into_iter()
+                    .map(|e| Change {
+                        time: e.timestamp,
+                        author: e.name,
+                        text: e.description,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
     })
 }
 

@@ -200,7 +200,10 @@ fn artifacts(outdir: &Path, record: &BuildRecord) -> Result<Vec<Artifact>> {
         let kind = match output.kind {
             OutputKind::Image => Kind::Image,
             OutputKind::UpdateRpm => Kind::Rpm,
-            OutputKind::Kickstart | OutputKind::ManifestRpm | OutputKind::UnsignedRpms => Kind::Log,
+            OutputKind::Kickstart
+            | OutputKind::ManifestRpm
+            | OutputKind::UnsignedRpms
+            | OutputKind::Sbom => Kind::Log,
         };
         found.push(Artifact {
             local,

@@ -57,3 +57,38 @@ pub fn inspect_scratch(parent: &Path) -> Result<TempDir> {
 pub fn is_root() -> bool {
     nix::unistd::geteuid().is_root()
 }
+
+/// Seconds since 1970, now.
+pub fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// `SOURCE_DATE_EPOCH`, when it is set to a number: what pins times for reproducible
+/// artifacts.
+pub fn source_date_epoch() -> Option<u64> {
+    std::env::var("SOURCE_DATE_EPOCH").ok()?.trim().parse().ok()
+}
+
+/// A file's SHA-256 (hex), read in 1 MiB blocks, cancellably.
+pub fn sha256_file(path: &Path) -> anyhow::Result<String> {
+    use anyhow::Context as _;
+    use sha2::Digest as _;
+    use std::io::Read as _;
+    let mut input =
+        std::fs::File::open(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut hasher = sha2::Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        cancel::check()?;
+        let n = input
+            .read(&mut buf)
+            .with_context(|| format!("reading {}", path.display()))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(hex::encode(hasher.finalize()))
+}

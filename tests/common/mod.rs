@@ -113,3 +113,41 @@ pub fn run(cmd: &mut std::process::Command) -> std::process::Output {
     );
     out
 }
+
+#[allow(dead_code)]
+/// A file's SHA-256, hex.
+pub fn sha256_file(path: &std::path::Path) -> String {
+    use sha2::Digest as _;
+    hex::encode(sha2::Sha256::digest(std::fs::read(path).unwrap()))
+}
+
+/// The venv scripts/setup.sh makes.
+const PYTHON: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/.venv/bin/python");
+
+/// Validate an SBOM with the venv's validators (spdx-tools for `spdx`, CycloneDX's
+/// 1.5 schema for `cyclonedx`); a failure shows their complaints.
+#[allow(dead_code)]
+pub fn validate_sbom(kind: &str, file: &Path) {
+    let script = match kind {
+        "spdx" => {
+            "import sys\n\
+             from spdx_tools.spdx.parser.parse_anything import parse_file\n\
+             from spdx_tools.spdx.validation.document_validator import validate_full_spdx_document\n\
+             messages = validate_full_spdx_document(parse_file(sys.argv[1]))\n\
+             print('\\n'.join(m.validation_message for m in messages))\n\
+             sys.exit(1 if messages else 0)\n"
+        }
+        _ => {
+            "import sys\n\
+             from cyclonedx.schema import SchemaVersion\n\
+             from cyclonedx.validation.json import JsonStrictValidator\n\
+             error = JsonStrictValidator(SchemaVersion.V1_5).validate_str(open(sys.argv[1]).read())\n\
+             print(str(error or '')[:3000])\n\
+             sys.exit(1 if error else 0)\n"
+        }
+    };
+    run(std::process::Command::new(PYTHON)
+        .arg("-c")
+        .arg(script)
+        .arg(file));
+}

@@ -1,0 +1,68 @@
+//! `nodeimg diff`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::{Args, ValueEnum};
+
+use super::{DEFAULT_WORKDIR, WORKDIR_ENV};
+use crate::{diff, exit, sys};
+
+/// How a diff is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DiffFormat {
+    /// Lines for a terminal.
+    Text,
+    /// A release-notes section.
+    Markdown,
+    Json,
+}
+
+/// Say what changed between two Node images: packages, kernels, os-release, NVR.
+///
+/// OLD and NEW are images (squashfs liveimg, ext4 image or disk image) or build
+/// OUTDIRs (their build.json names the image). Both are read without root and without
+/// mounting. Packages are matched by name and arch and ordered as rpm orders versions
+/// (epoch, then rpmvercmp of version and release, `~` and `^` included): added,
+/// removed, upgraded, downgraded, and rebuilt at the same version (another SIGMD5),
+/// with the signing key. For each upgrade, the %changelog entries newer than the old
+/// package's newest entry, and the CVEs they name.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Example:
+  nodeimg diff old/ovirt-node-ng-image-4.5.5-1.el9.x86_64.liveimg.squashfs out/
+  nodeimg diff old-out/ new-out/ --format markdown >> RELEASE-NOTES.md
+  nodeimg diff a.squashfs b.squashfs --format json | jq '.packages.upgraded[].name'
+
+Exit status: 0 whether or not the images differ (as rpmdiff's documented mode), 1 when
+one cannot be read.")]
+pub struct DiffArgs {
+    /// The older image or OUTDIR.
+    #[arg(value_name = "OLD")]
+    pub old: PathBuf,
+
+    /// The newer image or OUTDIR.
+    #[arg(value_name = "NEW")]
+    pub new: PathBuf,
+
+    #[arg(long, value_enum, default_value_t = DiffFormat::Text)]
+    pub format: DiffFormat,
+
+    /// Scratch space for the copies of the rpmdbs that sqlite reads.
+    #[arg(long, env = WORKDIR_ENV, default_value = DEFAULT_WORKDIR, value_name = "DIR")]
+    pub workdir: PathBuf,
+}
+
+pub(super) fn diff_cmd(args: DiffArgs) -> Result<ExitCode> {
+    let scratch = sys::inspect_scratch(&args.workdir)?;
+    let old = diff::snapshot(&args.old, scratch.path())?;
+    let new = diff::snapshot(&args.new, scratch.path())?;
+    let d = diff::diff(&old, &new);
+    match args.format {
+        DiffFormat::Text => print!("{}", diff::render_text(&d)),
+        DiffFormat::Markdown => print!("{}", diff::render_markdown(&d)),
+        DiffFormat::Json => println!("{}", serde_json::to_string_pretty(&d)?),
+    }
+    Ok(ExitCode::from(exit::SUCCESS))
+}

@@ -1,0 +1,240 @@
+//! A diff for people (text) and for release notes (Markdown); JSON is the `Diff` itself.
+
+use std::fmt::Write as _;
+
+use super::{Diff, Moved, Side};
+use crate::units::human;
+
+fn or_none(value: &Option<String>) -> &str {
+    value.as_deref().unwrap_or("none")
+}
+
+fn key_change(m: &Moved) -> String {
+    if m.old_sigkey == m.new_sigkey {
+        String::new()
+    } else {
+        format!(
+            " (signed by {} → {})",
+            or_none(&m.old_sigkey),
+            or_none(&m.new_sigkey)
+        )
+    }
+}
+
+fn side_line(label: &str, s: &Side) -> String {
+    format!(
+        "{label} {}: NVR {}, {}, {} packages, image {}, root filesystem {} used of {}\n",
+        s.source,
+        or_none(&s.nvr),
+        or_none(&s.os_release),
+        s.packages,
+        human(s.image_bytes),
+        human(s.filesystem_used_bytes),
+        human(s.filesystem_bytes)
+    )
+}
+
+/// Lines for a terminal.
+pub fn render_text(d: &Diff) -> String {
+    let mut out = side_line("old", &d.old) + &side_line("new", &d.new);
+    if d.is_empty() {
+        out.push_str("no differences in packages, kernels or image facts\n");
+        return out;
+    }
+    for c in &d.changed {
+        let _ = writeln!(out, "{}: {} → {}", c.what, or_none(&c.old), or_none(&c.new));
+    }
+    for k in &d.kernels_added {
+        let _ = writeln!(out, "kernel added: {k}");
+    }
+    for k in &d.kernels_removed {
+        let _ = writeln!(out, "kernel removed: {k}");
+    }
+    let p = &d.packages;
+    let _ = writeln!(
+        out,
+        "packages: {} added, {} removed, {} upgraded, {} downgraded, {} rebuilt",
+        p.added.len(),
+        p.removed.len(),
+        p.upgraded.len(),
+        p.downgraded.len(),
+        p.rebuilt.len()
+    );
+    for a in &p.added {
+        let _ = writeln!(out, "  + {}-{}.{}", a.name, a.evr, a.arch);
+    }
+    for r in &p.removed {
+        let _ = writeln!(out, "  - {}-{}.{}", r.name, r.evr, r.arch);
+    }
+    for (mark, list) in [("↑", &p.upgraded), ("↓", &p.downgraded)] {
+        for m in list {
+            let _ = writeln!(
+                out,
+                "  {mark} {}.{} {} → {}{}",
+                m.name,
+                m.arch,
+                m.old_evr,
+                m.new_evr,
+                key_change(m)
+            );
+            for e in &m.changelog {
+                let _ = writeln!(out, "      * {} {}", e.date, e.author);
+                for line in e.text.lines() {
+                    let _ = writeln!(out, "        {line}");
+                }
+            }
+        }
+    }
+    for r in &p.rebuilt {
+        let _ = writeln!(
+            out,
+            "  = {}-{}.{} rebuilt: sigmd5 {} → {}",
+            r.name,
+            r.evr,
+            r.arch,
+            or_none(&r.old_sigmd5),
+            or_none(&r.new_sigmd5)
+        );
+    }
+    if !d.cves.is_empty() {
+        let _ = writeln!(out, "CVEs: {}", d.cves.join(", "));
+    }
+    out
+}
+
+/// Markdown cells hold no `|` or line breaks.
+fn cell(text: &str) -> String {
+    text.replace('|', "\\|").replace('\n', " ")
+}
+
+/// A release-notes section.
+pub fn render_markdown(d: &Diff) -> String {
+    let mut out = String::new();
+    let title = d.new.nvr.as_deref().unwrap_or(&d.new.source);
+    let _ = writeln!(out, "## Changes in {}\n", cell(title));
+    let _ = writeln!(
+        out,
+        "Compared with {}.\n",
+        cell(d.old.nvr.as_deref().unwrap_or(&d.old.source))
+    );
+    out.push_str("| | Old | New |\n| --- | --- | --- |\n");
+    let rows = [
+        (
+            "imgbased NVR",
+            or_none(&d.old.nvr).to_owned(),
+            or_none(&d.new.nvr).to_owned(),
+        ),
+        (
+            "os-release",
+            or_none(&d.old.os_release).to_owned(),
+            or_none(&d.new.os_release).to_owned(),
+        ),
+        (
+            "Placeholder V-R",
+            or_none(&d.old.placeholder).to_owned(),
+            or_none(&d.new.placeholder).to_owned(),
+        ),
+        (
+            "Kernels",
+            d.old.kernels.join(", "),
+            d.new.kernels.join(", "),
+        ),
+        (
+            "Packages",
+            d.old.packages.to_string(),
+            d.new.packages.to_string(),
+        ),
+        ("Image", human(d.old.image_bytes), human(d.new.image_bytes)),
+        (
+            "Root filesystem used",
+            human(d.old.filesystem_used_bytes),
+            human(d.new.filesystem_used_bytes),
+        ),
+    ];
+    for (what, old, new) in rows {
+        let _ = writeln!(out, "| {what} | {} | {} |", cell(&old), cell(&new));
+    }
+    if d.is_empty() {
+        out.push_str("\nNo package, kernel or image changes.\n");
+        return out;
+    }
+    let p = &d.packages;
+    if !d.cves.is_empty() {
+        out.push_str("\n### Security fixes\n\n");
+        for m in p.upgraded.iter().chain(&p.downgraded) {
+            for cve in &m.cves {
+                let _ = writeln!(out, "- {cve} ({} {})", cell(&m.name), cell(&m.new_evr));
+            }
+        }
+    }
+    for (title, list) in [("Upgraded", &p.upgraded), ("Downgraded", &p.downgraded)] {
+        if list.is_empty() {
+            continue;
+        }
+        let _ = writeln!(out, "\n### {title} ({})\n", list.len());
+        out.push_str("| Package | Old | New |\n| --- | --- | --- |\n");
+        for m in list {
+            let _ = writeln!(
+                out,
+                "| {}.{} | {} | {}{} |",
+                cell(&m.name),
+                cell(&m.arch),
+                cell(&m.old_evr),
+                cell(&m.new_evr),
+                cell(&key_change(m))
+            );
+        }
+        for m in list.iter().filter(|m| !m.changelog.is_empty()) {
+            let _ = writeln!(out, "\n#### {} {}\n", cell(&m.name), cell(&m.new_evr));
+            for e in &m.changelog {
+                let _ = writeln!(out, "- {} {}", e.date, cell(&e.author));
+                for line in e.text.lines().filter(|l| !l.trim().is_empty()) {
+                    let _ = writeln!(out, "  {}", line.trim());
+                }
+            }
+        }
+    }
+    for (title, list) in [("Added", &p.added), ("Removed", &p.removed)] {
+        if list.is_empty() {
+            continue;
+        }
+        let _ = writeln!(out, "\n### {title} ({})\n", list.len());
+        for a in list {
+            let _ = writeln!(
+                out,
+                "- {}-{}.{}",
+                cell(&a.name),
+                cell(&a.evr),
+                cell(&a.arch)
+            );
+        }
+    }
+    if !p.rebuilt.is_empty() {
+        let _ = writeln!(
+            out,
+            "\n### Rebuilt at the same version ({})\n",
+            p.rebuilt.len()
+        );
+        for r in &p.rebuilt {
+            let _ = writeln!(
+                out,
+                "- {}-{}.{}",
+                cell(&r.name),
+                cell(&r.evr),
+                cell(&r.arch)
+            );
+        }
+    }
+    let added: Vec<&str> = d.kernels_added.iter().map(String::as_str).collect();
+    let removed: Vec<&str> = d.kernels_removed.iter().map(String::as_str).collect();
+    if !added.is_empty() || !removed.is_empty() {
+        out.push_str("\n### Kernels\n\n");
+        for k in added {
+            let _ = writeln!(out, "- added {}", cell(k));
+        }
+        for k in removed {
+            let _ = writeln!(out, "- removed {}", cell(k));
+        }
+    }
+    out
+}

@@ -670,7 +670,12 @@ fn koji_builds_node_images_with_kojid_and_mock_and_serves_the_update() {
     // (per arch: koji adds the arch for methods other than its own image tasks).
     let build_logs = Path::new(koji.field("topdir"))
         .join("packages/ovirt-node-ng-image/4.5.6/1.el9/data/logs/image/x86_64");
-    for name in ["nodeimg.log", "ovirt-node-ng-image.ks.log"] {
+    for name in [
+        "nodeimg.log",
+        "ovirt-node-ng-image.ks.log",
+        // The bill of materials goes with the build.
+        "ovirt-node-ng-image.spdx.json.log",
+    ] {
         assert!(
             build_logs.join(name).is_file(),
             "{name} in {}",

@@ -1,8 +1,10 @@
 //! A bounded mutation run of `nodeimg inspect` over real-looking images made here: a
 //! squashfs liveimg, a bare ext4 image, a GPT disk holding it (its CRCs fixed after
 //! each mutation, so the table is read), an MBR disk holding it in a logical partition
-//! (the EBR chain), and the ext4 image with only its rpmdb's bytes changed (sqlite
-//! pages and rpm header blobs, whose words are big-endian). Every mutant must end with
+//! (the EBR chain), the ext4 image with only its rpmdb's bytes changed (sqlite
+//! pages and rpm header blobs, whose words are big-endian), and an update RPM carrying
+//! the liveimg (its lead, headers and cpio framing weighted, big-endian), which is
+//! read in place. Every mutant must end with
 //! exit 0, 1 or 3 — no panic, abort or signal — within the time limit, without
 //! anything left in the work directory, and every run's peak memory must stay within
 //! the contract.
@@ -318,6 +320,41 @@ fn mutated_images_are_inspected_within_bounds() {
             gpt: false,
         },
     ];
+
+    // The update RPM around the squashfs: its headers and cpio framing are in the
+    // first blocks; they weigh as much as the image it carries.
+    let rpm_dir = s.join("rpm");
+    run(nodeimg()
+        .args([
+            "-q",
+            "rpm",
+            "update",
+            "--version",
+            "4.5.6",
+            "--release",
+            "1.el9",
+            "--image",
+        ])
+        .arg(&kinds[0].image)
+        .arg("-o")
+        .arg(&rpm_dir));
+    let rpm = rpm_dir.join("ovirt-node-ng-image-update-4.5.6-1.el9.noarch.rpm");
+    assert_eq!(
+        inspect_once(&rpm, &seed_work),
+        None,
+        "the seed {}",
+        rpm.display()
+    );
+    let kinds: Vec<Kind> = kinds
+        .into_iter()
+        .chain([Kind {
+            name: "update-rpm",
+            targets: with_tables(&rpm, &[(0, 8192)]),
+            image: rpm,
+            big_endian: true,
+            gpt: false,
+        }])
+        .collect();
 
     let mut total = 0;
     for kind in &kinds {

@@ -11,7 +11,8 @@ use crate::{exit, image, liveimg, sys, units};
 
 /// Report what is inside a Node image, without root and without mounting.
 ///
-/// Reads a squashfs liveimg, an ext4 filesystem image or a disk image: the layout
+/// Reads a squashfs liveimg, an ext4 filesystem image, a disk image, or the image
+/// inside an update RPM (read in place, without unpacking the package): the layout
 /// (exactly LiveOS/rootfs.img, ext4, label LiveOS), the filesystem's size and use,
 /// /etc/os-release, the imgbased NVR, the kernels, the installed packages from the
 /// rpmdb (the manifest-rpm and the unsigned ones), and the version-release of
@@ -27,7 +28,7 @@ Example:
 Exit status: 0 when imgbased would accept the image, 3 when it would refuse it (the
 reasons are listed), 1 when the image cannot be read.")]
 pub struct InspectArgs {
-    /// The image: *.liveimg.squashfs, an ext4 image, or a raw disk image.
+    /// The image: *.liveimg.squashfs, an ext4 image, a raw disk image, or an update RPM.
     #[arg(value_name = "IMAGE")]
     pub image: PathBuf,
 
@@ -147,14 +148,23 @@ impl ImageArgs {
 
 pub(super) fn inspect_cmd(args: InspectArgs) -> Result<ExitCode> {
     let scratch = sys::inspect_scratch(&args.workdir)?;
-    let report = image::inspect(&args.image, scratch.path())?;
+    // An update RPM: the image inside it, read in place.
+    let embedded = if image::update_rpm::is_rpm(&args.image) {
+        Some(image::update_rpm::find_image(&args.image)?)
+    } else {
+        None
+    };
+    let report = image::inspect_within(&args.image, embedded.as_ref(), scratch.path())?;
     if let Some(format) = args.sbom {
         let name = args
             .image
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let sha256 = sys::sha256_file(&args.image)?;
+        let sha256 = match &embedded {
+            Some(e) => sys::sha256_range(&args.image, e.offset, e.len)?,
+            None => sys::sha256_file(&args.image)?,
+        };
         let version = report.placeholder.as_deref().or(report.nvr.as_deref());
         let subject = crate::sbom::Subject {
             name: &name,

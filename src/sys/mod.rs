@@ -73,11 +73,19 @@ pub fn source_date_epoch() -> Option<u64> {
 
 /// A file's SHA-256 (hex), read in 1 MiB blocks, cancellably.
 pub fn sha256_file(path: &Path) -> anyhow::Result<String> {
+    sha256_range(path, 0, u64::MAX)
+}
+
+/// The SHA-256 (hex) of `len` bytes of a file from `offset` (fewer at its end).
+pub fn sha256_range(path: &Path, offset: u64, len: u64) -> anyhow::Result<String> {
     use anyhow::Context as _;
     use sha2::Digest as _;
-    use std::io::Read as _;
-    let mut input =
+    use std::io::{Read as _, Seek as _};
+    let mut file =
         std::fs::File::open(path).with_context(|| format!("reading {}", path.display()))?;
+    file.seek(std::io::SeekFrom::Start(offset))
+        .with_context(|| format!("reading {}", path.display()))?;
+    let mut input = file.take(len);
     let mut hasher = sha2::Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
     loop {

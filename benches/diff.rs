@@ -151,6 +151,15 @@ fn main() {
                 .arg(&new),
         )
     });
+    let (files, files_rss) = best(|| {
+        timed(
+            Command::new(&nodeimg)
+                .env("NODEIMG_WORKDIR", s)
+                .args(["diff", "--files"])
+                .arg(&old)
+                .arg(&new),
+        )
+    });
     let script = r#"set -e
 w=$(mktemp -d)
 for side in old new; do
@@ -179,6 +188,12 @@ rm -rf "$w"
         "  nodeimg diff:                       {:>8.3} s, peak {:>6} KiB",
         ours.as_secs_f64(),
         ours_rss
+    );
+    println!(
+        "  nodeimg diff --files ({} files):  {:>8.3} s, peak {:>6} KiB",
+        PACKAGES * FILES,
+        files.as_secs_f64(),
+        files_rss
     );
     println!(
         "  unsquashfs + debugfs + rpm -qa + diff: {:>6.3} s, peak {:>6} KiB",

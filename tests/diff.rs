@@ -24,6 +24,8 @@ struct Spec<'a> {
     release: &'a str,
     changelog: &'a str,
     preamble: &'a str,
+    /// Files it installs: path and content.
+    files: &'a [(&'a str, &'a str)],
 }
 
 fn spec<'a>(name: &'a str, version: &'a str, release: &'a str) -> Spec<'a> {
@@ -34,6 +36,7 @@ fn spec<'a>(name: &'a str, version: &'a str, release: &'a str) -> Spec<'a> {
         release,
         changelog: "",
         preamble: "",
+        files: &[],
     }
 }
 
@@ -42,12 +45,20 @@ fn rpmbuild(top: &Path, s: &Spec) -> PathBuf {
     fs::create_dir_all(top).unwrap();
     let file = top.join(format!("{}.spec", s.name));
     let epoch = s.epoch.map(|e| format!("Epoch: {e}\n")).unwrap_or_default();
+    let mut install = String::from("%install\n");
+    let mut files = String::new();
+    for (path, content) in s.files {
+        install.push_str(&format!(
+            "mkdir -p $(dirname %{{buildroot}}{path})\nprintf '{content}' > %{{buildroot}}{path}\n"
+        ));
+        files.push_str(&format!("{path}\n"));
+    }
     fs::write(
         &file,
         format!(
             "Name: {}\n{epoch}Version: {}\nRelease: {}\nSummary: diff test package\n\
              License: GPLv2+ and (MIT or BSD)\nBuildArch: noarch\n{}\n%description\ntest\n\
-             %files\n%changelog\n{}",
+             {install}%files\n{files}%changelog\n{}",
             s.name, s.version, s.release, s.preamble, s.changelog
         ),
     )
@@ -60,8 +71,15 @@ fn rpmbuild(top: &Path, s: &Spec) -> PathBuf {
         .join(format!("{}-{}-{}.noarch.rpm", s.name, s.version, s.release))
 }
 
-/// A Node-shaped tree whose rpmdb records `rpms` (rpm --justdb), packed as a liveimg.
-fn image(dir: &Path, nvr: &str, kernel: &str, rpms: &[PathBuf]) -> PathBuf {
+/// A Node-shaped tree with `rpms` installed by rpm (no scriptlets) and `unowned` files
+/// of no package, packed as a liveimg.
+fn image(
+    dir: &Path,
+    nvr: &str,
+    kernel: &str,
+    rpms: &[PathBuf],
+    unowned: &[(&str, &str)],
+) -> PathBuf {
     let root = dir.join("root");
     for d in [
         "etc",
@@ -85,6 +103,11 @@ fn image(dir: &Path, nvr: &str, kernel: &str, rpms: &[PathBuf]) -> PathBuf {
     )
     .unwrap();
     symlink("../../usr/share/rpm", root.join("var/lib/rpm")).unwrap();
+    for (path, content) in unowned {
+        let file = root.join(path.trim_start_matches('/'));
+        fs::create_dir_all(file.parent().unwrap()).unwrap();
+        fs::write(file, content).unwrap();
+    }
     let rpm = || {
         let mut cmd = Command::new("rpm");
         cmd.arg("--root")
@@ -94,7 +117,7 @@ fn image(dir: &Path, nvr: &str, kernel: &str, rpms: &[PathBuf]) -> PathBuf {
     };
     run(rpm().arg("--initdb"));
     run(rpm()
-        .args(["-i", "--justdb", "--nodeps", "--nosignature"])
+        .args(["-i", "--nodeps", "--noscripts", "--nosignature"])
         .args(rpms));
     let out = dir.join(format!("{nvr}.liveimg.squashfs"));
     common::node::pack(&format!("dir:{}", root.display()), &out);
@@ -127,8 +150,14 @@ fn images() -> &'static Images {
         ];
         let mut old_bash = spec("bash", "5.1", "1");
         old_bash.changelog = OLD_BASH_LOG;
+        old_bash.files = &[("/usr/bin/bash", "bash 5.1"), ("/etc/bashrc", "same")];
         let mut new_bash = spec("bash", "5.2", "1");
         new_bash.changelog = &new_bash_log;
+        new_bash.files = &[("/usr/bin/bash", "bash 5.2!"), ("/etc/bashrc", "same")];
+        let mut gone = spec("gone", "1.0", "1");
+        gone.files = &[("/usr/share/gone/data", "old")];
+        let mut fresh = spec("fresh", "1.0", "1");
+        fresh.files = &[("/usr/share/fresh/data", "new")];
         let mut epoch_bump = spec("legacy", "1", "1");
         epoch_bump.epoch = Some(1);
         // The same EVR built again: another header, another SIGMD5.
@@ -140,7 +169,7 @@ fn images() -> &'static Images {
                 &spec("ovirt-node-ng-image-update-placeholder", "4.5.5", "1.el9"),
             ),
             rpmbuild(&top, &old_bash),
-            rpmbuild(&top, &spec("gone", "1.0", "1")),
+            rpmbuild(&top, &gone),
             rpmbuild(&top, &spec("legacy", "9", "1")),
             rpmbuild(&top, &spec("pre", "1.0", "1")),
         ];
@@ -151,7 +180,7 @@ fn images() -> &'static Images {
                 &spec("ovirt-node-ng-image-update-placeholder", "4.5.6", "1.el9"),
             ),
             rpmbuild(&top2, &new_bash),
-            rpmbuild(&top2, &spec("fresh", "1.0", "1")),
+            rpmbuild(&top2, &fresh),
             rpmbuild(&top2, &epoch_bump),
             rpmbuild(&top2, &spec("pre", "1.0~rc1", "1")),
         ];
@@ -167,12 +196,14 @@ fn images() -> &'static Images {
             "ovirt-node-ng-4.5.5-0.20250901.0",
             "vmlinuz-5.14.0-570.el9.x86_64",
             &old_rpms,
+            &[("/etc/unowned.conf", "a"), ("/var/lib/only-old", "x")],
         );
         let new = image(
             &s.join("new"),
             "ovirt-node-ng-4.5.6-0.20251201.0",
             "vmlinuz-5.14.0-580.el9.x86_64",
             &new_rpms,
+            &[("/etc/unowned.conf", "bb")],
         );
         Images {
             _scratch: scratch,
@@ -497,4 +528,43 @@ fn a_damaged_update_rpm_is_refused_with_a_reason() {
         }
     }
     assert!(refused >= 5, "only {refused} damaged RPMs were refused");
+}
+
+#[test]
+fn files_are_compared_with_the_files_option() {
+    let i = images();
+    let text =
+        String::from_utf8(run(nodeimg().args(["diff", "--files"]).arg(&i.old).arg(&i.new)).stdout)
+            .unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    for expected in [
+        "  + /usr/share/fresh/data (fresh)",
+        "  - /usr/share/gone/data (gone)",
+        "  - /var/lib/only-old (no package)",
+        "  ~ /usr/bin/bash (bash): size 8 → 9, content",
+        "  ~ /etc/unowned.conf (no package): size 1 → 2",
+        // The kernels are files no package owns.
+        "  + /boot/vmlinuz-5.14.0-580.el9.x86_64 (no package)",
+    ] {
+        assert!(lines.contains(&expected), "no {expected:?} in\n{text}");
+    }
+    // An unchanged file is not listed; without --files no file is.
+    assert!(!text.contains("/etc/bashrc"), "{text}");
+    assert!(!diff("text").contains("files:"));
+    let json: serde_json::Value = serde_json::from_slice(
+        &run(nodeimg()
+            .args(["diff", "--files", "--format", "json"])
+            .arg(&i.old)
+            .arg(&i.new))
+        .stdout,
+    )
+    .unwrap();
+    let changed = json["files"]["changed"].as_array().unwrap();
+    let bash = changed
+        .iter()
+        .find(|c| c["path"] == "/usr/bin/bash")
+        .unwrap();
+    assert_ne!(bash["old"]["digest"], bash["new"]["digest"]);
+    assert_eq!(bash["new"]["owner"], "root:root");
+    assert_eq!(bash["new"]["mode"], "100644");
 }

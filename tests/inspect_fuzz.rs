@@ -4,12 +4,13 @@
 //! (the EBR chain), the ext4 image with only its rpmdb's bytes changed (sqlite
 //! pages and rpm header blobs, whose words are big-endian), and an update RPM carrying
 //! the liveimg (its lead, headers and cpio framing weighted, big-endian), which is
-//! read in place. Every mutant must end with
+//! read in place; and the ext4 image read as `diff --files` reads it (the whole tree
+//! and every package's file list, also with only the rpmdb's bytes changed). Every mutant must end with
 //! exit 0, 1 or 3 — no panic, abort or signal — within the time limit, without
 //! anything left in the work directory, and every run's peak memory must stay within
 //! the contract.
 //!
-//! `NODEIMG_FUZZ_CASES` sets the mutants per image kind (default 400: 2,000 in about 40 s, a CI-sized run),
+//! `NODEIMG_FUZZ_CASES` sets the mutants per image kind (default 400: 3,200 in about 80 s, a CI-sized run),
 //! `NODEIMG_FUZZ_SEED` the seed, `NODEIMG_FUZZ_JOBS` the runs at once (default: the
 //! CPUs). A failing mutant is copied beside the work directory and named in the
 //! failure, to be kept as a regression test.
@@ -101,12 +102,19 @@ static ENDINGS: [std::sync::atomic::AtomicUsize; 3] = [
     std::sync::atomic::AtomicUsize::new(0),
 ];
 
-/// Inspect `image` as a person would; the failure, if this run breaks the contract.
-fn inspect_once(image: &Path, work: &Path) -> Option<String> {
+/// Inspect `image` as a person would (with `files`, as `nodeimg diff --files` reads
+/// it: every file list and the whole tree); the failure, if this run breaks the
+/// contract.
+fn inspect_once(image: &Path, work: &Path, files: bool) -> Option<String> {
     let started = Instant::now();
-    let mut child = nodeimg()
-        .env("NODEIMG_WORKDIR", work)
-        .args(["inspect", "--format", "json"])
+    let mut cmd = nodeimg();
+    cmd.env("NODEIMG_WORKDIR", work);
+    if files {
+        cmd.args(["diff", "--files", "--format", "json"]).arg(image);
+    } else {
+        cmd.args(["inspect", "--format", "json"]);
+    }
+    let mut child = cmd
         .arg(image)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -152,6 +160,8 @@ struct Kind {
     targets: Vec<(usize, usize)>,
     big_endian: bool,
     gpt: bool,
+    /// Read as `diff --files` reads it.
+    files: bool,
 }
 
 fn env_number(name: &str, default: u64) -> u64 {
@@ -182,7 +192,7 @@ fn campaign(kind: &Kind, cases: u64, jobs: u64, seed: u64, dir: &Path) -> (u64, 
                         fix_gpt_crcs(&mut bytes);
                     }
                     fs::write(&mutant, &bytes).unwrap();
-                    if let Some(why) = inspect_once(&mutant, &work) {
+                    if let Some(why) = inspect_once(&mutant, &work, kind.files) {
                         let kept = dir.join(format!("{}-failing-{case}.img", kind.name));
                         fs::copy(&mutant, &kept).unwrap();
                         failures
@@ -265,7 +275,7 @@ fn mutated_images_are_inspected_within_bounds() {
     fs::create_dir_all(&seed_work).unwrap();
     for image in [&squashfs, &ext4, &gpt, &mbr] {
         assert_eq!(
-            inspect_once(image, &seed_work),
+            inspect_once(image, &seed_work, false),
             None,
             "the seed {} itself",
             image.display()
@@ -290,6 +300,7 @@ fn mutated_images_are_inspected_within_bounds() {
             image: squashfs,
             big_endian: false,
             gpt: false,
+            files: false,
         },
         Kind {
             name: "ext4",
@@ -297,13 +308,33 @@ fn mutated_images_are_inspected_within_bounds() {
             image: ext4.clone(),
             big_endian: false,
             gpt: false,
+            files: false,
+        },
+        // The directory tree and every package's file list, as `diff --files` reads
+        // them.
+        Kind {
+            name: "ext4-files",
+            targets: used_blocks(&ext4_bytes),
+            image: ext4.clone(),
+            big_endian: false,
+            gpt: false,
+            files: true,
         },
         Kind {
             name: "rpmdb",
             targets: file_blocks(&ext4, "/usr/share/rpm/rpmdb.sqlite"),
+            image: ext4.clone(),
+            big_endian: true,
+            gpt: false,
+            files: false,
+        },
+        Kind {
+            name: "rpmdb-files",
+            targets: file_blocks(&ext4, "/usr/share/rpm/rpmdb.sqlite"),
             image: ext4,
             big_endian: true,
             gpt: false,
+            files: true,
         },
         Kind {
             name: "gpt-disk",
@@ -311,6 +342,7 @@ fn mutated_images_are_inspected_within_bounds() {
             image: gpt,
             big_endian: false,
             gpt: true,
+            files: false,
         },
         Kind {
             name: "mbr-disk",
@@ -318,6 +350,7 @@ fn mutated_images_are_inspected_within_bounds() {
             image: mbr,
             big_endian: false,
             gpt: false,
+            files: false,
         },
     ];
 
@@ -340,7 +373,7 @@ fn mutated_images_are_inspected_within_bounds() {
         .arg(&rpm_dir));
     let rpm = rpm_dir.join("ovirt-node-ng-image-update-4.5.6-1.el9.noarch.rpm");
     assert_eq!(
-        inspect_once(&rpm, &seed_work),
+        inspect_once(&rpm, &seed_work, false),
         None,
         "the seed {}",
         rpm.display()
@@ -353,6 +386,7 @@ fn mutated_images_are_inspected_within_bounds() {
             image: rpm,
             big_endian: true,
             gpt: false,
+            files: false,
         }])
         .collect();
 

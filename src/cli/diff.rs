@@ -49,6 +49,11 @@ pub struct DiffArgs {
     #[arg(long, value_enum, default_value_t = DiffFormat::Text)]
     pub format: DiffFormat,
 
+    /// Also files added, removed and changed: size, mode, owner and digest from the
+    /// packages' file lists, and size, mode and owner of the files no package owns.
+    #[arg(long)]
+    pub files: bool,
+
     /// Scratch space for the copies of the rpmdbs that sqlite reads.
     #[arg(long, env = WORKDIR_ENV, default_value = DEFAULT_WORKDIR, value_name = "DIR")]
     pub workdir: PathBuf,
@@ -56,9 +61,10 @@ pub struct DiffArgs {
 
 pub(super) fn diff_cmd(args: DiffArgs) -> Result<ExitCode> {
     let scratch = sys::inspect_scratch(&args.workdir)?;
-    let old = diff::snapshot(&args.old, scratch.path())?;
-    let new = diff::snapshot(&args.new, scratch.path())?;
-    let d = diff::diff(&old, &new);
+    let reading = crate::image::Reading { files: args.files };
+    let old = diff::snapshot(&args.old, scratch.path(), reading)?;
+    let new = diff::snapshot(&args.new, scratch.path(), reading)?;
+    let d = diff::diff(&old, &new, args.files);
     match args.format {
         DiffFormat::Text => print!("{}", diff::render_text(&d)),
         DiffFormat::Markdown => print!("{}", diff::render_markdown(&d)),

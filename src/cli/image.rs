@@ -154,7 +154,12 @@ pub(super) fn inspect_cmd(args: InspectArgs) -> Result<ExitCode> {
     } else {
         None
     };
-    let report = image::inspect_within(&args.image, embedded.as_ref(), scratch.path())?;
+    let report = image::inspect_within(
+        &args.image,
+        embedded.as_ref(),
+        scratch.path(),
+        image::Reading::default(),
+    )?;
     if let Some(format) = args.sbom {
         let name = args
             .image

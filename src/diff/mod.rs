@@ -4,6 +4,7 @@
 //! `rpm-version` crate); for each upgrade, the `%changelog` entries newer than the old
 //! package's newest one and the CVEs they name.
 
+pub mod files;
 mod render;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -28,10 +29,10 @@ pub struct Snapshot {
 /// Read OLD or NEW: an image file (squashfs liveimg, ext4 image, disk image), an update
 /// RPM (the image inside is read in place), or a build's OUTDIR (its build.json names
 /// the image).
-pub fn snapshot(named: &Path, scratch: &Path) -> Result<Snapshot> {
+pub fn snapshot(named: &Path, scratch: &Path, reading: image::Reading) -> Result<Snapshot> {
     if image::update_rpm::is_rpm(named) {
         let embedded = image::update_rpm::find_image(named)?;
-        let inspection = image::inspect_within(named, Some(&embedded), scratch)?;
+        let inspection = image::inspect_within(named, Some(&embedded), scratch, reading)?;
         return Ok(Snapshot {
             named: named.to_owned(),
             image_bytes: embedded.len,
@@ -50,7 +51,7 @@ pub fn snapshot(named: &Path, scratch: &Path) -> Result<Snapshot> {
     let image_bytes = std::fs::metadata(&image)
         .with_context(|| format!("reading {}", image.display()))?
         .len();
-    let inspection = image::inspect(&image, scratch)?;
+    let inspection = image::inspect_within(&image, None, scratch, reading)?;
     Ok(Snapshot {
         named: named.to_owned(),
         image_bytes,
@@ -70,6 +71,9 @@ pub struct Diff {
     pub packages: Packages,
     /// Every CVE the new changelog entries name, sorted.
     pub cves: Vec<String>,
+    /// With `--files`: files added, removed and changed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub files: Option<files::Files>,
 }
 
 /// One side's summary.
@@ -156,6 +160,7 @@ impl Diff {
             && p.upgraded.is_empty()
             && p.downgraded.is_empty()
             && p.rebuilt.is_empty()
+            && self.files.as_ref().is_none_or(files::Files::is_empty)
     }
 }
 
@@ -175,8 +180,8 @@ fn evr_text(p: &Package) -> String {
     }
 }
 
-/// Compare two snapshots.
-pub fn diff(old: &Snapshot, new: &Snapshot) -> Diff {
+/// Compare two snapshots (their files too, when they were read with them).
+pub fn diff(old: &Snapshot, new: &Snapshot, with_files: bool) -> Diff {
     let (a, b) = (&old.inspection, &new.inspection);
     let mut changed = Vec::new();
     let pretty = |i: &Inspection| i.os_release.as_ref().and_then(|o| o.pretty_name.clone());
@@ -208,6 +213,7 @@ pub fn diff(old: &Snapshot, new: &Snapshot) -> Diff {
         kernels_removed: only_in(&a.kernels, &b.kernels),
         packages,
         cves: cves.into_iter().collect(),
+        files: with_files.then(|| files::compare(a, b)),
     }
 }
 
@@ -377,6 +383,7 @@ mod tests {
             sourcerpm: None,
             payload_digest: None,
             changelog: Vec::new(),
+            files: Vec::new(),
         }
     }
 

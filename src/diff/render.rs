@@ -2,6 +2,7 @@
 
 use std::fmt::Write as _;
 
+use super::files::{FileChange, Files, what_changed};
 use super::{Diff, Moved, Side};
 use crate::units::human;
 
@@ -99,7 +100,84 @@ pub fn render_text(d: &Diff) -> String {
     if !d.cves.is_empty() {
         let _ = writeln!(out, "CVEs: {}", d.cves.join(", "));
     }
+    if let Some(files) = &d.files {
+        files_text(&mut out, files);
+    }
     out
+}
+
+fn owner_of(change: &FileChange) -> String {
+    let package = change
+        .new
+        .as_ref()
+        .or(change.old.as_ref())
+        .and_then(|f| f.package.as_deref());
+    match package {
+        Some(p) => format!(" ({p})"),
+        None => " (no package)".to_owned(),
+    }
+}
+
+fn files_text(out: &mut String, files: &Files) {
+    let _ = writeln!(
+        out,
+        "files: {} added, {} removed, {} changed",
+        files.added.len(),
+        files.removed.len(),
+        files.changed.len()
+    );
+    for f in &files.added {
+        let _ = writeln!(out, "  + {}{}", f.path, owner_of(f));
+    }
+    for f in &files.removed {
+        let _ = writeln!(out, "  - {}{}", f.path, owner_of(f));
+    }
+    for f in &files.changed {
+        if let (Some(old), Some(new)) = (&f.old, &f.new) {
+            let _ = writeln!(
+                out,
+                "  ~ {}{}: {}",
+                f.path,
+                owner_of(f),
+                what_changed(old, new)
+            );
+        }
+    }
+}
+
+/// The most files a release-notes section lists of each kind.
+const MARKDOWN_FILES: usize = 100;
+
+fn files_markdown(out: &mut String, files: &Files) {
+    let _ = writeln!(
+        out,
+        "\n### Files\n\n{} added, {} removed, {} changed.\n",
+        files.added.len(),
+        files.removed.len(),
+        files.changed.len()
+    );
+    for (mark, list) in [
+        ("+", &files.added),
+        ("-", &files.removed),
+        ("~", &files.changed),
+    ] {
+        for f in list.iter().take(MARKDOWN_FILES) {
+            let detail = match (&f.old, &f.new) {
+                (Some(old), Some(new)) => format!(": {}", what_changed(old, new)),
+                _ => String::new(),
+            };
+            let _ = writeln!(
+                out,
+                "- {mark} `{}`{}{}",
+                f.path.replace('`', "'"),
+                cell(&owner_of(f)),
+                cell(&detail)
+            );
+        }
+        if list.len() > MARKDOWN_FILES {
+            let _ = writeln!(out, "- … and {} more", list.len() - MARKDOWN_FILES);
+        }
+    }
 }
 
 /// Markdown cells hold no `|` or line breaks.
@@ -224,6 +302,9 @@ pub fn render_markdown(d: &Diff) -> String {
                 cell(&r.arch)
             );
         }
+    }
+    if let Some(files) = &d.files {
+        files_markdown(&mut out, files);
     }
     let added: Vec<&str> = d.kernels_added.iter().map(String::as_str).collect();
     let removed: Vec<&str> = d.kernels_removed.iter().map(String::as_str).collect();

@@ -70,6 +70,27 @@ pub struct Inspection {
     pub placeholder: Option<String>,
     /// What imgbased (or the layout contract) would refuse.
     pub problems: Vec<String>,
+    /// Every file of the root filesystem, when asked for (`nodeimg diff --files`).
+    #[serde(skip)]
+    pub tree: Vec<TreeFile>,
+}
+
+/// One file of the root filesystem, as its inode says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TreeFile {
+    pub path: String,
+    pub size: u64,
+    /// Type and permission bits (`st_mode`).
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+}
+
+/// What to read besides the facts every inspection reads.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Reading {
+    /// Every package's file list, and every file of the tree.
+    pub files: bool,
 }
 
 impl Inspection {
@@ -145,7 +166,7 @@ pub struct Embedded {
 
 /// Inspect an image. `scratch` holds the copy of the rpmdb that sqlite reads.
 pub fn inspect(path: &Path, scratch: &Path) -> Result<Inspection> {
-    inspect_within(path, None, scratch)
+    inspect_within(path, None, scratch, Reading::default())
 }
 
 /// Inspect an image, the whole of `path` or the part `embedded` says.
@@ -153,8 +174,9 @@ pub fn inspect_within(
     path: &Path,
     embedded: Option<&Embedded>,
     scratch: &Path,
+    reading: Reading,
 ) -> Result<Inspection> {
-    let result = inspect_unchecked(path, embedded, scratch);
+    let result = inspect_unchecked(path, embedded, scratch, reading);
     // A reader that stopped for a signal ends as any interrupted step does (exit
     // 128+N): the libraries in between keep its error only as text.
     match (result, crate::sys::cancel::check()) {
@@ -167,6 +189,7 @@ fn inspect_unchecked(
     path: &Path,
     embedded: Option<&Embedded>,
     scratch: &Path,
+    reading: Reading,
 ) -> Result<Inspection> {
     let offset = embedded.map_or(0, |e| e.offset);
     let format = detect_at(path, offset)?;
@@ -234,7 +257,7 @@ fn inspect_unchecked(
             Box::new(SquashfsFile::new(Rc::new(fs), node))
         }
     };
-    inspect_root(path, format, source, scratch, problems).map(|mut report| {
+    inspect_root(path, format, source, scratch, problems, reading).map(|mut report| {
         report.squashfs_entries = squashfs_entries;
         report.squashfs_compression = squashfs_compression;
         report.partition = partition;
@@ -280,6 +303,7 @@ fn inspect_root(
     mut source: Box<dyn Ext4Read>,
     scratch: &Path,
     mut problems: Vec<String>,
+    reading: Reading,
 ) -> Result<Inspection> {
     let mut raw = [0u8; 1024];
     source
@@ -319,7 +343,7 @@ fn inspect_root(
             // Committed transactions may still sit in the write-ahead log.
             let wal = format!("{candidate}-wal");
             copy_out(&fs, &wal, &scratch.join("rpmdb.sqlite-wal")).with_context(|| ctx(&wal))?;
-            packages = rpmdb::read_packages(&local)
+            packages = rpmdb::read_packages_with(&local, reading.files)
                 .map_err(|e| anyhow!("{}: the rpmdb {candidate}: {e:#}", path.display()))?;
             rpmdb = Some(candidate.to_owned());
             break;
@@ -341,6 +365,11 @@ fn inspect_root(
         .iter()
         .find(|p| p.name == PLACEHOLDER)
         .map(rpmdb::Package::version_release);
+    let tree = if reading.files {
+        walk(&fs).with_context(|| ctx("the file tree"))?
+    } else {
+        Vec::new()
+    };
 
     Ok(Inspection {
         path: path.to_owned(),
@@ -360,7 +389,53 @@ fn inspect_root(
         packages,
         placeholder,
         problems,
+        tree,
     })
+}
+
+/// Every file of the tree, depth first, by name. Only real directories are entered
+/// (never a symlink: their paths are listed, not followed), so no path is resolved on
+/// the image's word; at most [`rpmdb::MAX_FILES`] entries.
+fn walk(fs: &Ext4) -> Result<Vec<TreeFile>> {
+    let mut files = Vec::new();
+    let mut dirs = vec!["/".to_owned()];
+    while let Some(dir) = dirs.pop() {
+        crate::sys::cancel::check()?;
+        let mut entries = Vec::new();
+        for entry in fs
+            .read_dir(dir.as_str())
+            .map_err(|e| anyhow!("{dir}: {e}"))?
+        {
+            let entry = entry.map_err(|e| anyhow!("{dir}: {e}"))?;
+            let name = entry.file_name();
+            let name = name
+                .as_str()
+                .map_err(|_| anyhow!("{dir}: a name that is not UTF-8"))?;
+            if name == "." || name == ".." {
+                continue;
+            }
+            let meta = entry.metadata().map_err(|e| anyhow!("{dir}/{name}: {e}"))?;
+            let path = format!("{}/{name}", dir.trim_end_matches('/'));
+            if meta.file_type().is_dir() {
+                dirs.push(path.clone());
+            }
+            entries.push(TreeFile {
+                path,
+                size: meta.len(),
+                mode: u32::from(meta.mode()),
+                uid: meta.uid(),
+                gid: meta.gid(),
+            });
+        }
+        files.extend(entries);
+        ensure!(
+            files.len() <= rpmdb::MAX_FILES,
+            "more than {} files in the tree",
+            rpmdb::MAX_FILES
+        );
+    }
+    files.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(files)
 }
 
 fn read_os_release(fs: &Ext4, problems: &mut Vec<String>) -> Result<Option<OsRelease>> {

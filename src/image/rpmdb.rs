@@ -49,7 +49,27 @@ pub struct Package {
     /// `%changelog`, newest first (not kept in reports: `nodeimg diff` reads it).
     #[serde(skip)]
     pub changelog: Vec<Change>,
+    /// The files it owns, when asked for (`nodeimg diff --files`).
+    #[serde(skip)]
+    pub files: Vec<PackageFile>,
 }
+
+/// One file as the package's header records it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PackageFile {
+    pub path: String,
+    pub size: u64,
+    /// Type and permission bits (`st_mode`).
+    pub mode: u32,
+    /// `user:group`.
+    pub owner: String,
+    /// The file's digest (hex, the package's algorithm), for regular files.
+    pub digest: Option<String>,
+}
+
+/// The most files read from one rpmdb: far more than any installed system owns, few
+/// enough to keep a hostile rpmdb within the inspection's memory bound.
+pub const MAX_FILES: usize = 2_000_000;
 
 /// One `%changelog` entry.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -84,6 +104,12 @@ impl Package {
 
 /// Read every package from an rpmdb.sqlite file (its -wal beside it, if any, is applied).
 pub fn read_packages(db: &Path) -> Result<Vec<Package>> {
+    read_packages_with(db, false)
+}
+
+/// As [`read_packages`], with each package's file list when `files`.
+pub fn read_packages_with(db: &Path, files: bool) -> Result<Vec<Package>> {
+    let mut total_files = 0usize;
     let conn =
         rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE)
             .context("sqlite cannot open it")?;
@@ -117,7 +143,18 @@ pub fn read_packages(db: &Path) -> Result<Vec<Package>> {
             ),
             None => format!("corrupt rpmdb entry {hnum}: no header blob"),
         })?;
-        packages.push(parse_blob(&blob).with_context(|| format!("corrupt rpmdb entry {hnum}"))?);
+        let mut package =
+            parse_blob(&blob).with_context(|| format!("corrupt rpmdb entry {hnum}"))?;
+        if files {
+            package.files =
+                file_list(&blob).with_context(|| format!("corrupt rpmdb entry {hnum}"))?;
+            total_files = total_files.saturating_add(package.files.len());
+            ensure!(
+                total_files <= MAX_FILES,
+                "more than {MAX_FILES} files in the rpmdb: not a real one"
+            );
+        }
+        packages.push(package);
     }
     packages.sort_by_key(Package::nevra);
     Ok(packages)
@@ -210,6 +247,27 @@ pub fn header_metadata(blob: &[u8]) -> Result<rpm::PackageMetadata> {
         .context("not a valid rpm header")
 }
 
+/// The files a header blob lists.
+fn file_list(blob: &[u8]) -> Result<Vec<PackageFile>> {
+    let meta = header_metadata(blob)?;
+    let entries = meta.get_file_entries().context("its file list")?;
+    ensure!(
+        entries.len() <= MAX_FILES,
+        "{} files in one package",
+        entries.len()
+    );
+    Ok(entries
+        .iter()
+        .map(|f| PackageFile {
+            path: f.path().display().to_string(),
+            size: f.size() as u64,
+            mode: u32::from(f.mode()),
+            owner: format!("{}:{}", f.user(), f.group()),
+            digest: f.digest().map(|d| d.as_hex().to_owned()),
+        })
+        .collect())
+}
+
 /// One header blob as stored in the rpmdb.
 pub fn parse_blob(blob: &[u8]) -> Result<Package> {
     let meta = header_metadata(blob)?;
@@ -260,6 +318,7 @@ pub fn parse_blob(blob: &[u8]) -> Result<Package> {
                     .collect()
             })
             .unwrap_or_default(),
+        files: Vec::new(),
     })
 }
 

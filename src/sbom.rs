@@ -43,13 +43,6 @@ pub fn document(format: Format, image: &Subject, inspection: &Inspection) -> Val
     }
 }
 
-fn evr(p: &Package) -> String {
-    match p.epoch {
-        Some(epoch) if epoch > 0 => format!("{epoch}:{}-{}", p.version, p.release),
-        _ => format!("{}-{}", p.version, p.release),
-    }
-}
-
 /// What purl spells literally in a segment; everything else is percent-encoded.
 fn purl_encode(text: &str) -> String {
     let mut out = String::new();
@@ -163,7 +156,7 @@ pub fn spdx(image: &Subject, inspection: &Inspection) -> Value {
         let mut package = json!({
             "SPDXID": id,
             "name": p.name,
-            "versionInfo": evr(p),
+            "versionInfo": p.evr(),
             "downloadLocation": "NOASSERTION",
             "filesAnalyzed": false,
             "primaryPackagePurpose": "LIBRARY",
@@ -259,7 +252,7 @@ pub fn cyclonedx(image: &Subject, inspection: &Inspection) -> Value {
             "type": "library",
             "bom-ref": bom_ref,
             "name": p.name,
-            "version": evr(p),
+            "version": p.evr(),
             "purl": purl(p, inspection),
             "properties": properties,
         });

@@ -173,13 +173,6 @@ fn evr(p: &Package) -> rpm_version::Evr<'static> {
     )
 }
 
-fn evr_text(p: &Package) -> String {
-    match p.epoch {
-        Some(epoch) if epoch > 0 => format!("{epoch}:{}-{}", p.version, p.release),
-        _ => format!("{}-{}", p.version, p.release),
-    }
-}
-
 /// Compare two snapshots (their files too, when they were read with them).
 pub fn diff(old: &Snapshot, new: &Snapshot, with_files: bool) -> Diff {
     let (a, b) = (&old.inspection, &new.inspection);
@@ -266,7 +259,7 @@ fn compare_packages(old: &[Package], new: &[Package]) -> Packages {
                     out.rebuilt.push(Rebuilt {
                         name: p.name.clone(),
                         arch: p.arch.clone(),
-                        evr: evr_text(p),
+                        evr: p.evr(),
                         old_sigmd5: p.sigmd5.clone(),
                         new_sigmd5: q.sigmd5.clone(),
                         old_sigkey: p.sigkey.clone(),
@@ -299,7 +292,7 @@ fn installed(p: &Package) -> Installed {
     Installed {
         name: p.name.clone(),
         arch: p.arch.clone(),
-        evr: evr_text(p),
+        evr: p.evr(),
         sigkey: p.sigkey.clone(),
     }
 }
@@ -321,8 +314,8 @@ fn moved(old: &Package, new: &Package) -> Moved {
     Moved {
         name: new.name.clone(),
         arch: new.arch.clone(),
-        old_evr: evr_text(old),
-        new_evr: evr_text(new),
+        old_evr: old.evr(),
+        new_evr: new.evr(),
         old_sigkey: old.sigkey.clone(),
         new_sigkey: new.sigkey.clone(),
         changelog,

@@ -85,15 +85,14 @@ impl Package {
     /// `name-version-release.arch`, with `epoch:` before the version when set: the form
     /// of upstream's manifest-rpm (`rpm -qa`).
     pub fn nevra(&self) -> String {
+        format!("{}-{}.{}", self.name, self.evr(), self.arch)
+    }
+
+    /// `[E:]V-R`, the epoch shown when it is set and not 0.
+    pub fn evr(&self) -> String {
         match self.epoch {
-            Some(epoch) if epoch > 0 => format!(
-                "{}-{epoch}:{}-{}.{}",
-                self.name, self.version, self.release, self.arch
-            ),
-            _ => format!(
-                "{}-{}-{}.{}",
-                self.name, self.version, self.release, self.arch
-            ),
+            Some(epoch) if epoch > 0 => format!("{epoch}:{}-{}", self.version, self.release),
+            _ => format!("{}-{}", self.version, self.release),
         }
     }
 

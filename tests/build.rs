@@ -145,7 +145,7 @@ fn a_build_from_an_installed_tree_gives_the_release_artifacts() {
         "{now:?}"
     );
     assert!(!image.exists(), "{now:?}");
-    assert_eq!(now.len(), 8, "{now:?}");
+    assert_eq!(now.len(), 9, "{now:?}");
     run(Command::new("sha256sum")
         .args(["-c", "--quiet", "CHECKSUMS.sha256"])
         .current_dir(&out));

@@ -195,47 +195,53 @@ pub fn render_markdown(d: &Diff) -> String {
         "Compared with {}.\n",
         cell(d.old.nvr.as_deref().unwrap_or(&d.old.source))
     );
-    out.push_str("| | Old | New |\n| --- | --- | --- |\n");
-    let rows = [
-        (
-            "imgbased NVR",
-            or_none(&d.old.nvr).to_owned(),
-            or_none(&d.new.nvr).to_owned(),
-        ),
-        (
-            "os-release",
-            or_none(&d.old.os_release).to_owned(),
-            or_none(&d.new.os_release).to_owned(),
-        ),
-        (
-            "Placeholder V-R",
-            or_none(&d.old.placeholder).to_owned(),
-            or_none(&d.new.placeholder).to_owned(),
-        ),
-        (
-            "Kernels",
-            d.old.kernels.join(", "),
-            d.new.kernels.join(", "),
-        ),
-        (
-            "Packages",
-            d.old.packages.to_string(),
-            d.new.packages.to_string(),
-        ),
-        ("Image", human(d.old.image_bytes), human(d.new.image_bytes)),
-        (
-            "Root filesystem used",
-            human(d.old.filesystem_used_bytes),
-            human(d.new.filesystem_used_bytes),
-        ),
-    ];
-    for (what, old, new) in rows {
-        let _ = writeln!(out, "| {what} | {} | {} |", cell(&old), cell(&new));
-    }
+    summary_table(&mut out, d);
     if d.is_empty() {
         out.push_str("\nNo package, kernel or image changes.\n");
         return out;
     }
+    package_sections(&mut out, d);
+    if let Some(files) = &d.files {
+        files_markdown(&mut out, files);
+    }
+    if !d.kernels_added.is_empty() || !d.kernels_removed.is_empty() {
+        out.push_str("\n### Kernels\n\n");
+        for k in &d.kernels_added {
+            let _ = writeln!(out, "- added {}", cell(k));
+        }
+        for k in &d.kernels_removed {
+            let _ = writeln!(out, "- removed {}", cell(k));
+        }
+    }
+    out
+}
+
+/// Old and new side by side.
+fn summary_table(out: &mut String, d: &Diff) {
+    out.push_str("| | Old | New |\n| --- | --- | --- |\n");
+    let both = |f: fn(&Side) -> String| (f(&d.old), f(&d.new));
+    let rows = [
+        ("imgbased NVR", both(|s| or_none(&s.nvr).to_owned())),
+        ("os-release", both(|s| or_none(&s.os_release).to_owned())),
+        (
+            "Placeholder V-R",
+            both(|s| or_none(&s.placeholder).to_owned()),
+        ),
+        ("Kernels", both(|s| s.kernels.join(", "))),
+        ("Packages", both(|s| s.packages.to_string())),
+        ("Image", both(|s| human(s.image_bytes))),
+        (
+            "Root filesystem used",
+            both(|s| human(s.filesystem_used_bytes)),
+        ),
+    ];
+    for (what, (old, new)) in rows {
+        let _ = writeln!(out, "| {what} | {} | {} |", cell(&old), cell(&new));
+    }
+}
+
+/// Security fixes, then the packages by what happened to them.
+fn package_sections(out: &mut String, d: &Diff) {
     let p = &d.packages;
     if !d.cves.is_empty() {
         out.push_str("\n### Security fixes\n\n");
@@ -303,19 +309,4 @@ pub fn render_markdown(d: &Diff) -> String {
             );
         }
     }
-    if let Some(files) = &d.files {
-        files_markdown(&mut out, files);
-    }
-    let added: Vec<&str> = d.kernels_added.iter().map(String::as_str).collect();
-    let removed: Vec<&str> = d.kernels_removed.iter().map(String::as_str).collect();
-    if !added.is_empty() || !removed.is_empty() {
-        out.push_str("\n### Kernels\n\n");
-        for k in added {
-            let _ = writeln!(out, "- added {}", cell(k));
-        }
-        for k in removed {
-            let _ = writeln!(out, "- removed {}", cell(k));
-        }
-    }
-    out
 }

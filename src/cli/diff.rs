@@ -16,33 +16,37 @@ pub enum DiffFormat {
     Text,
     /// A release-notes section.
     Markdown,
+    /// The whole diff, for scripts.
     Json,
 }
 
 /// Say what changed between two Node images: packages, kernels, os-release, NVR.
 ///
-/// OLD and NEW are images (squashfs liveimg, ext4 image or disk image) or build
-/// OUTDIRs (their build.json names the image). Both are read without root and without
+/// OLD and NEW are images (squashfs liveimg, ext4 image or disk image), update RPMs
+/// (the image inside is read in place, without unpacking the package) or build OUTDIRs
+/// (their build.json names the image). Both are read without root and without
 /// mounting. Packages are matched by name and arch and ordered as rpm orders versions
 /// (epoch, then rpmvercmp of version and release, `~` and `^` included): added,
 /// removed, upgraded, downgraded, and rebuilt at the same version (another SIGMD5),
 /// with the signing key. For each upgrade, the %changelog entries newer than the old
-/// package's newest entry, and the CVEs they name.
+/// package's newest entry, and the CVEs they name. With --files, also the files added,
+/// removed and changed.
 #[derive(Debug, Args)]
 #[command(after_help = "\
 Example:
   nodeimg diff old/ovirt-node-ng-image-4.5.5-1.el9.x86_64.liveimg.squashfs out/
   nodeimg diff old-out/ new-out/ --format markdown >> RELEASE-NOTES.md
   nodeimg diff a.squashfs b.squashfs --format json | jq '.packages.upgraded[].name'
+  nodeimg diff ovirt-node-ng-image-update-4.5.5-1.el9.noarch.rpm out/ --files
 
 Exit status: 0 whether or not the images differ (as rpmdiff's documented mode), 1 when
 one cannot be read.")]
 pub struct DiffArgs {
-    /// The older image or OUTDIR.
+    /// The older image, update RPM or OUTDIR.
     #[arg(value_name = "OLD")]
     pub old: PathBuf,
 
-    /// The newer image or OUTDIR.
+    /// The newer image, update RPM or OUTDIR.
     #[arg(value_name = "NEW")]
     pub new: PathBuf,
 

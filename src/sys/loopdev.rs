@@ -114,5 +114,27 @@ fn detach(device: &Path) -> Result<()> {
                 device.display()
             )
         })?;
+    wait_released(device);
     Ok(())
+}
+
+/// `losetup --detach` returns at once when someone else still has the device open
+/// (udev's probe after the attach, say): the kernel then only marks it to be freed
+/// when the last user closes it. Wait a little for that, so that a nodeimg that
+/// exits leaves no loop device behind.
+fn wait_released(device: &Path) {
+    let Some(name) = device.file_name() else {
+        return;
+    };
+    let backing = Path::new("/sys/block").join(name).join("loop/backing_file");
+    for _ in 0..100 {
+        if !backing.exists() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    tracing::warn!(
+        "{} is detached but still open elsewhere; the kernel frees it when that closes",
+        device.display()
+    );
 }

@@ -439,6 +439,16 @@ fn ksvalidator(path: &Path) -> Verdict {
     }
 }
 
+/// A check report's syntax findings (what ksvalidator judges), info left out.
+fn syntax_findings(report: &serde_json::Value) -> Vec<&serde_json::Value> {
+    report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["group"] == "syntax" && f["severity"] != "info")
+        .collect()
+}
+
 fn nodeimg(path: &Path) -> Verdict {
     let out = Command::new(env!("CARGO_BIN_EXE_nodeimg"))
         .args(["check", "--format", "json", "--ks-version", "RHEL9"])
@@ -447,12 +457,7 @@ fn nodeimg(path: &Path) -> Verdict {
         .unwrap();
     let report: serde_json::Value = serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
-    let syntax: Vec<&serde_json::Value> = report["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|f| f["group"] == "syntax" && f["severity"] != "info")
-        .collect();
+    let syntax = syntax_findings(&report);
     Verdict {
         accepted: syntax.is_empty(),
         line: syntax
@@ -570,12 +575,7 @@ fn nodeimg_batch(version: &str, paths: &[PathBuf]) -> Vec<Verdict> {
     reports
         .iter()
         .map(|report| {
-            let syntax: Vec<&serde_json::Value> = report["findings"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .filter(|f| f["group"] == "syntax" && f["severity"] != "info")
-                .collect();
+            let syntax = syntax_findings(report);
             let lines: Vec<usize> = syntax
                 .iter()
                 .filter_map(|f| f["origin"]["line"].as_u64())

@@ -127,6 +127,29 @@ impl BuildRecord {
         self.outputs.iter().find(|o| o.kind == kind)
     }
 
+    /// Each output's path in `outdir`, checked to be there at its recorded size (it
+    /// changed after the build otherwise).
+    pub fn output_paths(&self, outdir: &Path) -> Result<Vec<(PathBuf, &Output)>> {
+        self.outputs
+            .iter()
+            .map(|output| {
+                let path = outdir.join(&output.file);
+                let bytes = fs::metadata(&path)
+                    .with_context(|| {
+                        format!("{}: listed in {FILE_NAME} but missing", path.display())
+                    })?
+                    .len();
+                anyhow::ensure!(
+                    bytes == output.bytes,
+                    "{} is {bytes} bytes, {FILE_NAME} says {}: it changed after the build",
+                    path.display(),
+                    output.bytes
+                );
+                Ok((path, output))
+            })
+            .collect()
+    }
+
     /// The record as written: pretty JSON and a final newline.
     pub fn to_json(&self) -> Result<String> {
         Ok(serde_json::to_string_pretty(self)? + "\n")

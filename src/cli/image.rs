@@ -149,17 +149,8 @@ impl ImageArgs {
 pub(super) fn inspect_cmd(args: InspectArgs) -> Result<ExitCode> {
     let scratch = sys::inspect_scratch(&args.workdir)?;
     // An update RPM: the image inside it, read in place.
-    let embedded = if image::update_rpm::is_rpm(&args.image) {
-        Some(image::update_rpm::find_image(&args.image)?)
-    } else {
-        None
-    };
-    let report = image::inspect_within(
-        &args.image,
-        embedded.as_ref(),
-        scratch.path(),
-        image::Reading::default(),
-    )?;
+    let (report, embedded) =
+        image::inspect_file(&args.image, scratch.path(), image::Reading::default())?;
     if let Some(format) = args.sbom {
         let name = args
             .image

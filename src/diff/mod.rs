@@ -30,15 +30,6 @@ pub struct Snapshot {
 /// RPM (the image inside is read in place), or a build's OUTDIR (its build.json names
 /// the image).
 pub fn snapshot(named: &Path, scratch: &Path, reading: image::Reading) -> Result<Snapshot> {
-    if image::update_rpm::is_rpm(named) {
-        let embedded = image::update_rpm::find_image(named)?;
-        let inspection = image::inspect_within(named, Some(&embedded), scratch, reading)?;
-        return Ok(Snapshot {
-            named: named.to_owned(),
-            image_bytes: embedded.len,
-            inspection,
-        });
-    }
     let image = if named.is_dir() {
         let record = BuildRecord::load(named)?;
         let output = record
@@ -48,10 +39,13 @@ pub fn snapshot(named: &Path, scratch: &Path, reading: image::Reading) -> Result
     } else {
         named.to_owned()
     };
-    let image_bytes = std::fs::metadata(&image)
-        .with_context(|| format!("reading {}", image.display()))?
-        .len();
-    let inspection = image::inspect_within(&image, None, scratch, reading)?;
+    let (inspection, embedded) = image::inspect_file(&image, scratch, reading)?;
+    let image_bytes = match embedded {
+        Some(e) => e.len,
+        None => std::fs::metadata(&image)
+            .with_context(|| format!("reading {}", image.display()))?
+            .len(),
+    };
     Ok(Snapshot {
         named: named.to_owned(),
         image_bytes,

@@ -169,6 +169,22 @@ pub fn inspect(path: &Path, scratch: &Path) -> Result<Inspection> {
     inspect_within(path, None, scratch, Reading::default())
 }
 
+/// Inspect an image file, or the image inside an update RPM (read in place); with the
+/// part of `path` that is the image when it is inside an RPM.
+pub fn inspect_file(
+    path: &Path,
+    scratch: &Path,
+    reading: Reading,
+) -> Result<(Inspection, Option<Embedded>)> {
+    let embedded = if update_rpm::is_rpm(path) {
+        Some(update_rpm::find_image(path)?)
+    } else {
+        None
+    };
+    let inspection = inspect_within(path, embedded.as_ref(), scratch, reading)?;
+    Ok((inspection, embedded))
+}
+
 /// Inspect an image, the whole of `path` or the part `embedded` says.
 pub fn inspect_within(
     path: &Path,

@@ -12,8 +12,8 @@ use rpm::IndexTag;
 use serde::Serialize;
 
 /// rpm's lead magic and header magic (with version 1 and four reserved bytes).
-const LEAD_MAGIC: [u8; 4] = [0xED, 0xAB, 0xEE, 0xDB];
-const HEADER_MAGIC: [u8; 8] = [0x8E, 0xAD, 0xE8, 0x01, 0, 0, 0, 0];
+pub(super) const LEAD_MAGIC: [u8; 4] = [0xED, 0xAB, 0xEE, 0xDB];
+pub(super) const HEADER_MAGIC: [u8; 8] = [0x8E, 0xAD, 0xE8, 0x01, 0, 0, 0, 0];
 /// Header tags that carry a package signature once rpm has installed it.
 const SIGNATURE_TAGS: [IndexTag; 4] = [
     IndexTag::RPMTAG_RSAHEADER,
@@ -142,11 +142,11 @@ pub fn read_packages_with(db: &Path, files: bool) -> Result<Vec<Package>> {
             ),
             None => format!("corrupt rpmdb entry {hnum}: no header blob"),
         })?;
-        let mut package =
-            parse_blob(&blob).with_context(|| format!("corrupt rpmdb entry {hnum}"))?;
+        let corrupt = || format!("corrupt rpmdb entry {hnum}");
+        let meta = header_metadata(&blob).with_context(corrupt)?;
+        let mut package = package(&meta).with_context(corrupt)?;
         if files {
-            package.files =
-                file_list(&blob).with_context(|| format!("corrupt rpmdb entry {hnum}"))?;
+            package.files = file_list(&meta).with_context(corrupt)?;
             total_files = total_files.saturating_add(package.files.len());
             ensure!(
                 total_files <= MAX_FILES,
@@ -167,10 +167,10 @@ pub const MAX_BLOB: u64 = 32 << 20;
 const MAX_PACKAGES: usize = 100_000;
 
 /// rpm's own limits on a header (header_internal.h: HEADER_TAGS_MAX, HEADER_DATA_MAX).
-const MAX_ENTRIES: u64 = 0xffff;
-const MAX_DATA: u64 = 0x0fff_ffff;
+pub(super) const MAX_ENTRIES: u64 = 0xffff;
+pub(super) const MAX_DATA: u64 = 0x0fff_ffff;
 
-fn be32(raw: &[u8], at: usize) -> u64 {
+pub(super) fn be32(raw: &[u8], at: usize) -> u64 {
     u64::from(u32::from_be_bytes([
         raw[at],
         raw[at + 1],
@@ -247,8 +247,7 @@ pub fn header_metadata(blob: &[u8]) -> Result<rpm::PackageMetadata> {
 }
 
 /// The files a header blob lists.
-fn file_list(blob: &[u8]) -> Result<Vec<PackageFile>> {
-    let meta = header_metadata(blob)?;
+fn file_list(meta: &rpm::PackageMetadata) -> Result<Vec<PackageFile>> {
     let entries = meta.get_file_entries().context("its file list")?;
     ensure!(
         entries.len() <= MAX_FILES,
@@ -269,7 +268,11 @@ fn file_list(blob: &[u8]) -> Result<Vec<PackageFile>> {
 
 /// One header blob as stored in the rpmdb.
 pub fn parse_blob(blob: &[u8]) -> Result<Package> {
-    let meta = header_metadata(blob)?;
+    package(&header_metadata(blob)?)
+}
+
+/// What a parsed header says of its package.
+fn package(meta: &rpm::PackageMetadata) -> Result<Package> {
     let header = &meta.header;
     Ok(Package {
         name: meta.get_name()?.to_owned(),

@@ -16,14 +16,9 @@ use std::path::Path;
 use anyhow::{Context, Result, bail, ensure};
 
 use super::Embedded;
-use super::rpmdb::{self, MAX_BLOB};
+use super::rpmdb::{self, HEADER_MAGIC, LEAD_MAGIC, MAX_BLOB, MAX_DATA, MAX_ENTRIES, be32};
 
 const LEAD: u64 = 96;
-const LEAD_MAGIC: [u8; 4] = [0xED, 0xAB, 0xEE, 0xDB];
-const HEADER_MAGIC: [u8; 4] = [0x8E, 0xAD, 0xE8, 0x01];
-/// rpm's own limits on a header (header_internal.h).
-const MAX_ENTRIES: u64 = 0xffff;
-const MAX_DATA: u64 = 0x0fff_ffff;
 /// Where the update RPM installs its image.
 const IMAGE_DIR: &str = "/usr/share/ovirt-node-ng-image-update/image/";
 
@@ -36,17 +31,13 @@ pub fn is_rpm(path: &Path) -> bool {
         && magic == LEAD_MAGIC
 }
 
-fn be32(bytes: &[u8]) -> u64 {
-    u64::from(u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]))
-}
-
 /// A header's entry count and data size, from its 16-byte intro, checked.
 fn header_intro(intro: &[u8; 16], what: &str) -> Result<(u64, u64)> {
     ensure!(
-        intro[..4] == HEADER_MAGIC,
+        intro[..4] == HEADER_MAGIC[..4],
         "no {what} header where one belongs"
     );
-    let (entries, data) = (be32(&intro[8..12]), be32(&intro[12..16]));
+    let (entries, data) = (be32(intro, 8), be32(intro, 12));
     ensure!(
         entries <= MAX_ENTRIES && data <= MAX_DATA,
         "the {what} header claims {entries} entries and {data} bytes (rpm allows {MAX_ENTRIES} and {MAX_DATA})"

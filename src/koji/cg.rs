@@ -186,17 +186,7 @@ fn host_os() -> String {
 /// The artifacts of an OUTDIR, checked against its build.json.
 fn artifacts(outdir: &Path, record: &BuildRecord) -> Result<Vec<Artifact>> {
     let mut found = Vec::new();
-    for output in &record.outputs {
-        let local = outdir.join(&output.file);
-        let bytes = fs::metadata(&local)
-            .with_context(|| format!("{}: listed in build.json but missing", local.display()))?
-            .len();
-        ensure!(
-            bytes == output.bytes,
-            "{} is {bytes} bytes, build.json says {}: it changed after the build",
-            local.display(),
-            output.bytes
-        );
+    for (local, output) in record.output_paths(outdir)? {
         let kind = match output.kind {
             OutputKind::Image => Kind::Image,
             OutputKind::UpdateRpm => Kind::Rpm,

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use anyhow::{Context, Result, ensure};
+use anyhow::{Result, ensure};
 use serde::Serialize;
 
 use crate::build::record::{BuildRecord, FILE_NAME, OutputKind};
@@ -48,18 +48,7 @@ impl ImageData {
     /// Read OUTDIR's record and check that its outputs are there, whole.
     pub fn of(outdir: &Path) -> Result<ImageData> {
         let record = BuildRecord::load(outdir)?;
-        for output in &record.outputs {
-            let path = outdir.join(&output.file);
-            let bytes = std::fs::metadata(&path)
-                .with_context(|| format!("{}: listed in {FILE_NAME} but missing", path.display()))?
-                .len();
-            ensure!(
-                bytes == output.bytes,
-                "{} is {bytes} bytes, {FILE_NAME} says {}: it changed after the build",
-                path.display(),
-                output.bytes
-            );
-        }
+        record.output_paths(outdir)?;
         let of_kind = |kind| -> Vec<String> {
             record
                 .outputs

@@ -19,7 +19,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{SyncSender, sync_channel};
 use std::thread;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Instant, UNIX_EPOCH};
 
 use anyhow::{Context, Result, bail, ensure};
 use md5::Md5;
@@ -148,13 +148,7 @@ impl BuildInfo {
         };
         let build_time = match epoch {
             Some(epoch) => epoch,
-            None => u32::try_from(
-                SystemTime::now()
-                    .duration_since(UNIX_EPOCH)
-                    .map(|d| d.as_secs())
-                    .unwrap_or(0),
-            )
-            .unwrap_or(u32::MAX),
+            None => u32::try_from(crate::sys::now()).unwrap_or(u32::MAX),
         };
         let build_host = match build_host {
             Some(name) => {

@@ -151,14 +151,7 @@ impl Accounts {
                 .next_back()
                 .unwrap_or(default)
         };
-        let epoch = std::env::var("SOURCE_DATE_EPOCH")
-            .ok()
-            .and_then(|s| s.parse::<u64>().ok())
-            .unwrap_or_else(|| {
-                std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map_or(0, |d| d.as_secs())
-            });
+        let epoch = crate::sys::source_date_epoch().unwrap_or_else(crate::sys::now);
         Ok(Accounts {
             tree: tree.to_owned(),
             passwd: Table::load(tree, "passwd", 0o644, true)?,

@@ -65,6 +65,25 @@ pub struct Connection {
     #[arg(long, value_name = "FILE", requires = "user")]
     pub password_file: Option<PathBuf>,
 
+    /// Kerberos login as this principal (NAME@REALM): its ticket from the credential
+    /// cache collection (kinit), or from --keytab.
+    #[arg(long, value_name = "NAME@REALM", conflicts_with_all = ["cert", "user"])]
+    pub principal: Option<String>,
+
+    /// Kerberos login with this keytab's key for --principal (unattended use).
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["cert", "user"])]
+    pub keytab: Option<PathBuf>,
+
+    /// Log in this way whatever the profile says (koji's --authtype); kerberos uses
+    /// the credential cache (kinit) unless --principal/--keytab say otherwise.
+    #[arg(long, value_enum, value_name = "TYPE")]
+    pub authtype: Option<crate::koji::config::AuthType>,
+
+    /// Act as this koji user (a proxy login: the hub must list the logged-in principal
+    /// in ProxyPrincipals, or the certificate in ProxyDNs).
+    #[arg(long, value_name = "USER")]
+    pub runas: Option<String>,
+
     /// Retries of a call after connection errors (koji's max_retries).
     #[arg(long, value_name = "N")]
     pub retries: Option<u32>,
@@ -86,6 +105,10 @@ impl Connection {
             serverca: self.serverca.clone(),
             user: self.user.clone(),
             password_file: self.password_file.clone(),
+            principal: self.principal.clone(),
+            keytab: self.keytab.clone(),
+            runas: self.runas.clone(),
+            authtype: self.authtype,
             retries: self.retries,
             retry_interval: self
                 .retry_interval

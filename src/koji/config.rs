@@ -19,6 +19,20 @@ pub enum Auth {
     Password { user: String, password: String },
     /// `sslLogin` with a client certificate (PEM: certificate and key, in one file or two).
     Ssl { cert: PathBuf, key: Option<PathBuf> },
+    /// `sslLogin` behind SPNEGO (GSSAPI): a Kerberos ticket from the user's credential
+    /// cache, or from a keytab.
+    Kerberos(KerberosLogin),
+}
+
+/// Whose Kerberos credentials log in (koji's `principal` and `keytab`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KerberosLogin {
+    /// The client principal; without a keytab it picks that principal's cache from
+    /// the user's cache collection (koji's `--principal`).
+    pub principal: Option<String>,
+    /// Log in with this keytab's key for `principal` (unattended use); the ticket is
+    /// kept in this process's memory only.
+    pub keytab: Option<PathBuf>,
 }
 
 /// A resolved profile.
@@ -33,6 +47,9 @@ pub struct Profile {
     pub retry_interval: Duration,
     pub upload_blocksize: usize,
     pub timeout: Duration,
+    /// Log in as this user instead (koji's `--runas`; the hub must allow the
+    /// logged-in principal or certificate to proxy).
+    pub runas: Option<String>,
 }
 
 impl Profile {
@@ -47,6 +64,7 @@ impl Profile {
             retry_interval: Duration::from_secs(20),
             upload_blocksize: 1 << 20,
             timeout: Duration::from_secs(12 * 3600),
+            runas: None,
         }
     }
 }
@@ -78,8 +96,23 @@ pub struct Overrides {
     /// `NODEIMG_KOJI_PASSWORD` (never from a command line).
     pub user: Option<String>,
     pub password_file: Option<PathBuf>,
+    /// Kerberos login with this principal (and `keytab`, when given).
+    pub principal: Option<String>,
+    pub keytab: Option<PathBuf>,
+    pub runas: Option<String>,
+    /// How to log in, whatever the profile says (koji's `--authtype`).
+    pub authtype: Option<AuthType>,
     pub retries: Option<u32>,
     pub retry_interval: Option<Duration>,
+}
+
+/// koji's `authtype` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum AuthType {
+    Noauth,
+    Ssl,
+    Password,
+    Kerberos,
 }
 
 /// The environment variable a password may come from.
@@ -118,6 +151,45 @@ impl Overrides {
                 password: self.password()?,
             };
         }
+        if self.principal.is_some() || self.keytab.is_some() {
+            let mut login = match profile.auth {
+                Auth::Kerberos(login) => login,
+                _ => KerberosLogin::default(),
+            };
+            if let Some(principal) = &self.principal {
+                login.principal = Some(principal.clone());
+            }
+            if let Some(keytab) = &self.keytab {
+                login.keytab = Some(keytab.clone());
+            }
+            profile.auth = Auth::Kerberos(login);
+        }
+        match (self.authtype, &profile.auth) {
+            (None, _)
+            | (Some(AuthType::Ssl), Auth::Ssl { .. })
+            | (Some(AuthType::Password), Auth::Password { .. })
+            | (Some(AuthType::Kerberos), Auth::Kerberos(_)) => {}
+            (Some(AuthType::Noauth), _) => profile.auth = Auth::None,
+            (Some(AuthType::Kerberos), _) => profile.auth = Auth::Kerberos(Default::default()),
+            (Some(AuthType::Ssl), _) => {
+                bail!("--authtype ssl needs a certificate (--cert, or cert in the profile)")
+            }
+            (Some(AuthType::Password), _) => {
+                bail!("--authtype password needs --user (or user and password in the profile)")
+            }
+        }
+        if let Auth::Kerberos(login) = &profile.auth {
+            check_kerberos(&profile.name, login)?;
+        }
+        if let Some(user) = &self.runas {
+            profile.runas = Some(user.clone());
+        }
+        if profile.runas.is_some() && !matches!(profile.auth, Auth::Ssl { .. } | Auth::Kerberos(_))
+        {
+            bail!(
+                "--runas needs a certificate or Kerberos login (koji's proxy users log in with sslLogin)"
+            );
+        }
         if let Some(ca) = &self.serverca {
             profile.serverca = Some(ca.clone());
         }
@@ -141,6 +213,23 @@ impl Overrides {
             }),
         }
     }
+}
+
+/// A keytab needs the principal whose key it holds (as koji's CLI: `keytab` is used
+/// only with `principal`).
+fn check_kerberos(profile: &str, login: &KerberosLogin) -> Result<()> {
+    if let Some(keytab) = &login.keytab {
+        ensure!(
+            login.principal.is_some(),
+            "[{profile}] keytab = {}: a keytab needs the principal to log in as (principal = NAME@REALM, or --principal)",
+            keytab.display()
+        );
+    }
+    if let Some(principal) = &login.principal {
+        crate::koji::kerberos::check_principal(principal)
+            .with_context(|| format!("[{profile}] principal = {principal}"))?;
+    }
+    Ok(())
 }
 
 /// The files koji's CLI reads, in reading order.
@@ -242,14 +331,30 @@ pub fn load(files: &[PathBuf], name: &str) -> Result<Profile> {
             password: get("password")
                 .with_context(|| format!("[{name}] authtype = password needs user and password"))?,
         },
-        Some("noauth") | None => Auth::None,
+        Some("noauth") => Auth::None,
+        // As koji's CLI: a profile that names no other way logs in with Kerberos.
+        Some("kerberos") | None => Auth::Kerberos(KerberosLogin {
+            principal: get("principal"),
+            keytab: get("keytab").map(|v| expand(&v)),
+        }),
         Some("ssl") => bail!("[{name}] authtype = ssl needs cert"),
         Some("password") => bail!("[{name}] authtype = password needs user and password"),
-        Some("kerberos") => bail!(
-            "[{name}] authtype = kerberos: nodeimg has no GSSAPI login yet; use a client certificate (authtype = ssl)"
-        ),
-        Some(other) => bail!("[{name}] authtype = {other}: expected ssl, password or noauth"),
+        Some(other) => {
+            bail!("[{name}] authtype = {other}: expected kerberos, ssl, password or noauth")
+        }
     };
+    for dropped in ["krbservice", "krb_rdns", "krb_canon_host"] {
+        if get(dropped).is_some() {
+            // koji 1.22 dropped them: the hub's principal is HTTP/<host of server>, and
+            // krb5.conf decides how that host is canonicalized.
+            tracing::warn!(
+                "[{name}] {dropped} is ignored, as koji ignores it since 1.22: the hub's principal is HTTP/<host of server>; krb5.conf's dns_canonicalize_hostname and rdns decide how the host is canonicalized"
+            );
+        }
+    }
+    if let Auth::Kerberos(login) = &profile.auth {
+        check_kerberos(name, login)?;
+    }
     Ok(profile)
 }
 
@@ -280,8 +385,9 @@ mod tests {
         );
         assert_eq!(koji.max_retries, 3);
         assert_eq!(koji.retry_interval, Duration::from_millis(500));
+        // As koji's CLI: a profile that names no other way logs in with Kerberos.
         let stg = load(&files, "stg").unwrap();
-        assert_eq!(stg.auth, Auth::None);
+        assert_eq!(stg.auth, Auth::Kerberos(KerberosLogin::default()));
         let err = load(&files, "prod").unwrap_err().to_string();
         assert!(err.contains("no koji profile [prod]"), "{err}");
         std::fs::write(
@@ -290,5 +396,77 @@ mod tests {
         )
         .unwrap();
         assert!(load(&[first], "koji").is_err());
+    }
+
+    #[test]
+    fn kerberos_profiles_and_overrides() {
+        let dir = tempfile::tempdir().unwrap();
+        let conf = dir.path().join("koji.conf");
+        std::fs::write(
+            &conf,
+            "[fedora]\nserver = https://koji.fedoraproject.org/kojihub\nauthtype = kerberos\n\
+             \n[bot]\nserver = http://koji.example/kojihub\nauthtype = kerberos\n\
+             principal = nodeimg/builder@EXAMPLE.COM\nkeytab = /etc/nodeimg.keytab\nkrbservice = host\n\
+             \n[half]\nserver = https://k/\nauthtype = kerberos\nkeytab = /etc/k.keytab\n\
+             \n[anon]\nserver = https://k/\nauthtype = noauth\n",
+        )
+        .unwrap();
+        let resolve = |profile: &str, tweak: &dyn Fn(&mut Overrides)| {
+            let mut o = Overrides {
+                profile: profile.to_owned(),
+                config: Some(conf.clone()),
+                ..Default::default()
+            };
+            tweak(&mut o);
+            o.resolve()
+        };
+        let fedora = resolve("fedora", &|_| {}).unwrap();
+        assert_eq!(fedora.auth, Auth::Kerberos(KerberosLogin::default()));
+        let bot = resolve("bot", &|_| {}).unwrap();
+        assert_eq!(
+            bot.auth,
+            Auth::Kerberos(KerberosLogin {
+                principal: Some("nodeimg/builder@EXAMPLE.COM".into()),
+                keytab: Some(PathBuf::from("/etc/nodeimg.keytab")),
+            })
+        );
+        // A keytab alone does not say whom to log in as.
+        let err = format!("{:#}", resolve("half", &|_| {}).unwrap_err());
+        assert!(err.contains("a keytab needs the principal"), "{err}");
+        // --principal picks a cache of the collection; --authtype forces a way.
+        let picked = resolve("fedora", &|o| {
+            o.principal = Some("me@FEDORAPROJECT.ORG".into())
+        });
+        assert_eq!(
+            picked.unwrap().auth,
+            Auth::Kerberos(KerberosLogin {
+                principal: Some("me@FEDORAPROJECT.ORG".into()),
+                keytab: None
+            })
+        );
+        let forced = resolve("anon", &|o| o.authtype = Some(AuthType::Kerberos)).unwrap();
+        assert_eq!(forced.auth, Auth::Kerberos(KerberosLogin::default()));
+        let none = resolve("fedora", &|o| o.authtype = Some(AuthType::Noauth)).unwrap();
+        assert_eq!(none.auth, Auth::None);
+        let err = format!(
+            "{:#}",
+            resolve("fedora", &|o| o.authtype = Some(AuthType::Ssl)).unwrap_err()
+        );
+        assert!(err.contains("--authtype ssl needs a certificate"), "{err}");
+        let bad = resolve("fedora", &|o| o.principal = Some("no realm".into()));
+        assert!(bad.is_err());
+        // Proxy logins are sslLogin's: not with a password.
+        let err = format!(
+            "{:#}",
+            resolve("anon", &|o| {
+                o.runas = Some("releng".into());
+                o.authtype = Some(AuthType::Noauth)
+            })
+            .unwrap_err()
+        );
+        assert!(
+            err.contains("--runas needs a certificate or Kerberos login"),
+            "{err}"
+        );
     }
 }

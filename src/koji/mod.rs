@@ -5,6 +5,7 @@
 pub mod cg;
 pub mod config;
 pub mod imgdata;
+pub mod kerberos;
 pub mod session;
 pub mod upload;
 pub mod xmlrpc;

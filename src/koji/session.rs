@@ -1,5 +1,6 @@
 //! A koji session: XML-RPC calls over one keep-alive HTTPS connection, logged in with a
-//! client certificate (`sslLogin` at `/ssllogin`) or a password (`login`), header
+//! client certificate or a Kerberos ticket (`sslLogin` at `/ssllogin`, see
+//! `kerberos`) or a password (`login`), header
 //! authentication (`Koji-Session-Id`, `-Key`, `-Callnum`) with a strict call-number
 //! sequence, and koji's retry rules:
 //!
@@ -18,7 +19,8 @@ use std::time::Duration;
 use anyhow::{Context, Result, anyhow, bail};
 use dxr::Value;
 
-use super::config::{Auth, Profile};
+use super::config::{Auth, KerberosLogin, Profile};
+use super::kerberos::{self, Negotiation};
 use super::xmlrpc::{self, Fault};
 
 /// Methods that are safe to run twice (after a RetryError).
@@ -61,6 +63,8 @@ pub struct Session {
     callnum: u64,
     /// `Koji-Version` of the last response.
     pub hub_version: Option<String>,
+    /// `WWW-Authenticate: Negotiate …` of the last response (a Kerberos login's proof).
+    negotiate_reply: Option<String>,
 }
 
 /// The HTTP client for a profile: only `serverca` is trusted when it is given, the
@@ -123,7 +127,14 @@ fn identity(cert: &std::path::Path, key: Option<&std::path::Path>) -> Result<req
 }
 
 impl Session {
-    pub fn new(profile: Profile) -> Result<Session> {
+    pub fn new(mut profile: Profile) -> Result<Session> {
+        if matches!(profile.auth, Auth::Kerberos(_))
+            && let Some(rest) = profile.server.strip_prefix("http://")
+        {
+            // As koji's gssapi_login: the login and the session go over https.
+            profile.server = format!("https://{rest}");
+            tracing::info!("Kerberos login: using {}", profile.server);
+        }
         let http = http_client(&profile)?;
         Ok(Session {
             profile,
@@ -131,6 +142,7 @@ impl Session {
             logged: None,
             callnum: 0,
             hub_version: None,
+            negotiate_reply: None,
         })
     }
 
@@ -144,33 +156,21 @@ impl Session {
     }
 
     fn login_inner(&mut self, renew: bool) -> Result<()> {
-        let (url, method, params) = match &self.profile.auth {
-            Auth::None => return Ok(()),
-            Auth::Password { user, password } => (
-                self.profile.server.clone(),
-                "login",
-                vec![
-                    xmlrpc::string(user.clone()),
-                    xmlrpc::string(password.clone()),
-                ],
-            ),
-            Auth::Ssl { .. } => (
-                format!("{}/ssllogin", self.profile.server.trim_end_matches('/')),
-                "sslLogin",
-                Vec::new(),
-            ),
-        };
-        let kwargs: Vec<(&str, Value)> = if renew {
-            vec![("renew", Value::Boolean(true))]
-        } else {
-            Vec::new()
-        };
+        let mut kwargs: Vec<(&str, Value)> = Vec::new();
+        if renew {
+            kwargs.push(("renew", Value::Boolean(true)));
+        }
+        if let Some(user) = &self.profile.runas {
+            kwargs.push(("proxyuser", xmlrpc::string(user.clone())));
+        }
         // Logging in carries no session (a renewal carries the old one).
         let saved = if renew { self.logged.clone() } else { None };
         self.logged = saved;
-        let value = self
-            .exchange_retrying(&url, method, &params, &kwargs)
-            .with_context(|| format!("logging in to {} ({method})", self.profile.server))?;
+        let (method, value) = match self.profile.auth.clone() {
+            Auth::None => return Ok(()),
+            Auth::Kerberos(login) => ("sslLogin", self.kerberos_login(&login, &kwargs)?),
+            _ => self.plain_login(&kwargs)?,
+        };
         let id = xmlrpc::member(&value, "session-id").and_then(xmlrpc::as_i64);
         let key = xmlrpc::member(&value, "session-key").and_then(xmlrpc::as_str);
         match (id, key) {
@@ -187,6 +187,77 @@ impl Session {
         }
     }
 
+    /// `login` with a password or `sslLogin` with the client certificate.
+    fn plain_login(&mut self, kwargs: &[(&str, Value)]) -> Result<(&'static str, Value)> {
+        let (url, method, params) = match &self.profile.auth {
+            Auth::None | Auth::Kerberos(_) => unreachable!("not a certificate or password login"),
+            Auth::Password { user, password } => (
+                self.profile.server.clone(),
+                "login",
+                vec![
+                    xmlrpc::string(user.clone()),
+                    xmlrpc::string(password.clone()),
+                ],
+            ),
+            Auth::Ssl { .. } => (
+                format!("{}/ssllogin", self.profile.server.trim_end_matches('/')),
+                "sslLogin",
+                Vec::new(),
+            ),
+        };
+        let value = self
+            .exchange_retrying(&url, method, &params, kwargs)
+            .with_context(|| format!("logging in to {} ({method})", self.profile.server))?;
+        Ok((method, value))
+    }
+
+    /// `sslLogin` with a new SPNEGO token for each attempt (the hub's replay cache
+    /// refuses a token twice); the session is trusted only once the hub's answer
+    /// completes the mutual authentication.
+    fn kerberos_login(&mut self, login: &KerberosLogin, kwargs: &[(&str, Value)]) -> Result<Value> {
+        let server = self.profile.server.clone();
+        let url = format!("{}/ssllogin", server.trim_end_matches('/'));
+        let host = kerberos::service_host(&server)?;
+        let body = bytes::Bytes::from(xmlrpc::encode_call("sslLogin", &[], kwargs));
+        let context = || format!("logging in to {server} with Kerberos (sslLogin)");
+        let mut tries = 0;
+        loop {
+            let (negotiation, authorization) =
+                Negotiation::start(login, &host).with_context(context)?;
+            let callnum = self.next_callnum();
+            self.negotiate_reply = None;
+            match self.exchange_once(
+                &url,
+                &[],
+                body.clone(),
+                "text/xml",
+                callnum,
+                Some(&authorization),
+            ) {
+                Ok(value) => {
+                    negotiation
+                        .finish(self.negotiate_reply.take().as_deref())
+                        .with_context(context)?;
+                    return Ok(value);
+                }
+                Err(Attempt::Fail(err)) => {
+                    // A refusal may carry the KDC's or the hub's reason in a token.
+                    if let Some(reply) = self.negotiate_reply.take()
+                        && let Err(why) = negotiation.finish(Some(&reply))
+                    {
+                        return Err(why.context(format!("{err:#}")).context(context()));
+                    }
+                    return Err(err.context(context()));
+                }
+                Err(Attempt::Retry(err)) => {
+                    tries += 1;
+                    self.back_off("sslLogin", tries, err)
+                        .with_context(context)?;
+                }
+            }
+        }
+    }
+
     /// Close the session on the hub: one attempt, no retries (it also runs on drop,
     /// where an unreachable hub must not hold nodeimg up).
     pub fn logout(&mut self) {
@@ -194,7 +265,7 @@ impl Session {
             let url = self.profile.server.clone();
             let body = xmlrpc::encode_call("logout", &[], &[]);
             let callnum = self.next_callnum();
-            let _ = self.exchange_once(&url, &[], body.into(), "text/xml", callnum);
+            let _ = self.exchange_once(&url, &[], body.into(), "text/xml", callnum, None);
             self.logged = None;
         }
     }
@@ -207,7 +278,22 @@ impl Session {
         kwargs: &[(&str, Value)],
     ) -> Result<Value> {
         let url = self.profile.server.clone();
-        match self.exchange_retrying(&url, method, params, kwargs) {
+        let body = xmlrpc::encode_call(method, params, kwargs);
+        self.send(&url, method, &[], body.into_bytes().into(), "text/xml")
+    }
+
+    /// Send a request body with the retry rules; when the hub says the session has
+    /// expired, log in again (a renewal) and send it once more. Calls and uploads
+    /// come through here.
+    pub(super) fn send(
+        &mut self,
+        url: &str,
+        method: &str,
+        query: &[(&str, String)],
+        body: bytes::Bytes,
+        content_type: &str,
+    ) -> Result<Value> {
+        match self.send_retrying(url, method, query, body.clone(), content_type) {
             Err(err)
                 if err
                     .downcast_ref::<Fault>()
@@ -216,13 +302,13 @@ impl Session {
             {
                 tracing::info!("koji session expired; logging in again");
                 self.login_inner(true)?;
-                self.exchange_retrying(&url, method, params, kwargs)
+                self.send_retrying(url, method, query, body, content_type)
             }
             other => other,
         }
     }
 
-    /// One call with the retry rules; uploads come through here too.
+    /// One call with the retry rules (logins: no renewal).
     fn exchange_retrying(
         &mut self,
         url: &str,
@@ -235,7 +321,7 @@ impl Session {
     }
 
     /// Send a request body, retrying as the rules say. `query` is for raw uploads.
-    pub(super) fn send_retrying(
+    fn send_retrying(
         &mut self,
         url: &str,
         method: &str,
@@ -247,7 +333,7 @@ impl Session {
         let mut tries = 0u32;
         let mut renumbered = false;
         loop {
-            match self.exchange_once(url, query, body.clone(), content_type, callnum) {
+            match self.exchange_once(url, query, body.clone(), content_type, callnum, None) {
                 Ok(value) => return Ok(value),
                 Err(Attempt::Fail(err)) => {
                     let retry_error = err
@@ -263,25 +349,30 @@ impl Session {
                 }
                 Err(Attempt::Retry(err)) => {
                     tries += 1;
-                    if tries > self.profile.max_retries {
-                        return Err(err.context(format!(
-                            "koji call {method}: gave up after {} retries",
-                            self.profile.max_retries
-                        )));
-                    }
-                    crate::sys::cancel::check()?;
-                    let wait = Duration::from_secs(1 << (tries - 1).min(10))
-                        .min(self.profile.retry_interval);
-                    tracing::warn!(
-                        "koji call {method} failed ({err:#}); retry {tries} of {} in {:.1} s",
-                        self.profile.max_retries,
-                        wait.as_secs_f64()
-                    );
-                    std::thread::sleep(wait);
-                    crate::sys::cancel::check()?;
+                    self.back_off(method, tries, err)?;
                 }
             }
         }
+    }
+
+    /// Wait before retry number `tries` of `method` (1 s, 2 s, 4 s … up to
+    /// `retry_interval`), or give up with `err` after `max_retries`.
+    fn back_off(&self, method: &str, tries: u32, err: anyhow::Error) -> Result<()> {
+        if tries > self.profile.max_retries {
+            return Err(err.context(format!(
+                "koji call {method}: gave up after {} retries",
+                self.profile.max_retries
+            )));
+        }
+        crate::sys::cancel::check()?;
+        let wait = Duration::from_secs(1 << (tries - 1).min(10)).min(self.profile.retry_interval);
+        tracing::warn!(
+            "koji call {method} failed ({err:#}); retry {tries} of {} in {:.1} s",
+            self.profile.max_retries,
+            wait.as_secs_f64()
+        );
+        std::thread::sleep(wait);
+        Ok(crate::sys::cancel::check()?)
     }
 
     fn next_callnum(&mut self) -> Option<u64> {
@@ -297,6 +388,7 @@ impl Session {
         body: bytes::Bytes,
         content_type: &str,
         callnum: Option<u64>,
+        authorization: Option<&str>,
     ) -> Result<Value, Attempt> {
         let mut request = self
             .http
@@ -304,6 +396,12 @@ impl Session {
             .query(query)
             .header(reqwest::header::CONTENT_TYPE, content_type)
             .body(body);
+        if let Some(value) = authorization {
+            let mut value = reqwest::header::HeaderValue::from_str(value)
+                .map_err(|_| Attempt::Fail(anyhow!("an Authorization header that is not text")))?;
+            value.set_sensitive(true);
+            request = request.header(reqwest::header::AUTHORIZATION, value);
+        }
         if let Some(logged) = &self.logged {
             request = request
                 .header("Koji-Session-Id", logged.id.to_string())
@@ -326,7 +424,19 @@ impl Session {
         if let Some(version) = response.headers().get("Koji-Version") {
             self.hub_version = version.to_str().ok().map(str::to_owned);
         }
+        self.negotiate_reply = response
+            .headers()
+            .get_all(reqwest::header::WWW_AUTHENTICATE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find(|v| v.starts_with("Negotiate "))
+            .map(str::to_owned);
         let status = response.status();
+        if status == reqwest::StatusCode::UNAUTHORIZED && authorization.is_some() {
+            return Err(Attempt::Fail(anyhow!(
+                "the hub refused the Kerberos token (HTTP 401): its web server does not accept this principal's ticket, or is not set up for Kerberos at {url}"
+            )));
+        }
         let text = response
             .text()
             .map_err(|err| Attempt::Retry(anyhow!("reading the response: {}", chain(&err))))?;

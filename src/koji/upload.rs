@@ -270,7 +270,7 @@ fn send_chunks(
             ("overwrite", "1".to_owned()),
         ];
         let result = session
-            .send_retrying(
+            .send(
                 &session.profile.server.clone(),
                 "rawUpload",
                 &query,

@@ -2,6 +2,7 @@
 
 pub mod disk;
 pub mod node;
+pub mod realkoji;
 pub mod repo;
 
 use std::path::Path;

@@ -9,6 +9,10 @@ nothing of them is kept in the project.
 Everything lives under one directory in /var/tmp (removed at the end): the database,
 koji's topdir, configuration and logs. The hub and koji's files share one loopback
 port: http://127.0.0.1:PORT/kojihub and http://127.0.0.1:PORT/kojifiles.
+
+With Kerberos (`serve --kerberos`), a real MIT KDC (kdc.py) runs too, and the hub is
+also served at https://localhost:TLSPORT/kojihub, its /ssllogin taking SPNEGO with
+the keytab of HTTP/localhost@NODEIMG.TEST, as httpd's mod_auth_gssapi does.
 """
 
 import glob
@@ -34,6 +38,9 @@ HOST, HOST_PASSWORD = "builder1.test", "host-secret-3"
 # mock's unprivileged user and group, made inside kojid's mount namespace only.
 MOCK_UID = MOCK_GID = 9876
 USER, USER_PASSWORD = "releng", "releng-secret-2"
+# Kerberos principals (NAME@NODEIMG.TEST): the hub's proxy (ProxyPrincipals), one the
+# hub has no user for, and a robot logging in from a keytab with short tickets.
+KRB_PROXY, KRB_STRANGER, KRB_ROBOT = "kojiweb", "stranger", "robot"
 
 
 class Unavailable(Exception):
@@ -120,6 +127,8 @@ class RealKoji:
         for sub in ("packages", "repos", "repos-dist", "work", "scratch"):
             os.makedirs(os.path.join(self.topdir, sub))
         self.port = free_port()
+        self.tls_port = None
+        self.kdc = None
         self.hub_url = "http://127.0.0.1:%d/kojihub" % self.port
         self.topurl = "http://127.0.0.1:%d/kojifiles" % self.port
         self.weburl = "http://127.0.0.1:%d/koji" % self.port
@@ -182,20 +191,77 @@ class RealKoji:
                     "LogLevel = INFO\nRunInterval = 2\n"
                     "PluginPath = %s\nPlugins = nodeimg\n"
                     % (self.pgport, self.topdir, os.path.join(REPO, "plugin", "hub")))
+            if self.kdc is not None:
+                import kdc
+                f.write("AllowedKrbRealms = %s\nProxyPrincipals = %s\n"
+                        % (kdc.REALM, KRB_PROXY + "@" + kdc.REALM))
         self.start_hubserver()
         self.admin = self.session(ADMIN, ADMIN_PASSWORD)
 
     def start_hubserver(self):
         log = os.path.join(self.logs, "hub.log")
         env = dict(os.environ, PYTHONPATH=self.kojisrc)
-        self.procs["hub"] = subprocess.Popen(
-            [VENV_PYTHON, os.path.join(HERE, "hubserver.py"), "--port", str(self.port),
-             "--config", self.hub_conf, "--topdir", self.topdir],
-            env=env, stdout=open(log, "a"), stderr=subprocess.STDOUT)
+        cmd = [VENV_PYTHON, os.path.join(HERE, "hubserver.py"), "--port", str(self.port),
+               "--config", self.hub_conf, "--topdir", self.topdir]
+        if self.kdc is not None:
+            env = self.kdc.env(PYTHONPATH=self.kojisrc)
+            cmd += ["--tls-port", str(self.tls_port), "--tls", self.tls_cert, self.tls_key,
+                    "--gssapi-keytab", self.hub_keytab]
+        self.procs["hub"] = subprocess.Popen(cmd, env=env, stdout=open(log, "a"),
+                                             stderr=subprocess.STDOUT)
 
         def answers():
             return koji.ClientSession(self.hub_url).getAPIVersion() > 0
         wait_for("kojihub", answers, proc=self.procs["hub"], log=log)
+
+    # -- Kerberos --------------------------------------------------------------------
+
+    def start_kdc(self):
+        """The KDC, its principals and keytabs, and the hub's TLS certificate (made
+        before the hub starts: the hub needs both)."""
+        import kdc
+        krb = os.path.join(self.root, "krb5")
+        self.kdc = kdc.Kdc(krb, free_port(), os.path.join(self.logs, "kdc.log"))
+        self.kdc.start()
+        wait_for("krb5kdc", lambda: socket.create_connection(("127.0.0.1", self.kdc.port),
+                                                             1).close() is None,
+                 proc=self.kdc.proc, log=self.kdc.log)
+        self.hub_keytab = os.path.join(krb, "hub.keytab")
+        self.kdc.add_service("HTTP/localhost", self.hub_keytab)
+        self.krb = {"realm": kdc.REALM, "krb5_conf": self.kdc.krb5_conf, "kdc_log": self.kdc.log}
+        for name, password in ((USER, USER_PASSWORD), (KRB_PROXY, "proxy-secret-4"),
+                               (KRB_STRANGER, "stranger-secret-5"),
+                               (KRB_ROBOT, "robot-secret-6")):
+            principal = self.kdc.add_user(name, password)
+            keytab = os.path.join(krb, "%s.keytab" % name)
+            self.kdc.export_keytab(principal, keytab)
+            self.krb[name] = {"principal": principal, "password": password, "keytab": keytab}
+        # The robot's tickets last seconds: its sessions outlive them.
+        self.kdc.max_life(self.krb[KRB_ROBOT]["principal"], "4 seconds")
+        alien = self.kdc.add_user("alien", "alien-secret-7", realm=kdc.OTHER_REALM)
+        self.krb["alien"] = {"principal": alien, "password": "alien-secret-7"}
+        self.tls_port = free_port()
+        self.tls_ca, self.tls_cert, self.tls_key = make_tls(os.path.join(self.root, "tls"))
+        self.hub_https = "https://localhost:%d/kojihub" % self.tls_port
+
+    def map_principals(self):
+        """koji users for the principals, as an admin sets them up (createUser with
+        krb_principal; the existing user's principal added)."""
+        self.sql("INSERT INTO user_krb_principals (user_id, krb_principal) SELECT id, '%s' "
+                 "FROM users WHERE name = '%s'" % (self.krb[USER]["principal"], USER))
+        self.admin.createUser(KRB_ROBOT, krb_principal=self.krb[KRB_ROBOT]["principal"])
+
+    def expire_sessions(self, user):
+        """What a hub does to a session past SessionRenewalTimeout: the next call with
+        it faults with AuthExpired."""
+        self.sql("UPDATE sessions SET expired = TRUE WHERE closed = FALSE AND user_id = "
+                 "(SELECT id FROM users WHERE name = '%s')" % user)
+
+    def wait_session(self, user, timeout=120):
+        """Return once USER has an open session on the hub."""
+        query = ("SELECT count(*) FROM sessions WHERE closed = FALSE AND expired = FALSE AND "
+                 "user_id = (SELECT id FROM users WHERE name = '%s')" % user)
+        wait_for("a session of %s" % user, lambda: int(self.sql(query)) > 0, timeout=timeout)
 
     def stop_hubserver(self):
         self.stop("hub")
@@ -394,22 +460,55 @@ class RealKoji:
     def close(self):
         for name in ["kojid", "hub", "postgres"]:
             self.stop(name)
+        if self.kdc is not None:
+            self.kdc.stop()
         shutil.rmtree(self.root, ignore_errors=True)
 
 
+def make_tls(directory):
+    """A CA and a certificate for localhost signed by it, made with the openssl tool:
+    (CA certificate, server certificate, server key)."""
+    os.makedirs(directory)
+    ca_key, ca, key, csr, cert = (os.path.join(directory, n) for n in
+                                  ("ca.key", "ca.pem", "hub.key", "hub.csr", "hub.pem"))
+
+    def openssl(*args):
+        subprocess.run(["openssl"] + list(args), check=True, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", ca_key, "-out", ca,
+            "-days", "2", "-subj", "/CN=nodeimg test CA")
+    openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", csr,
+            "-subj", "/CN=localhost")
+    ext = os.path.join(directory, "ext.cnf")
+    with open(ext, "w") as f:
+        f.write("subjectAltName = DNS:localhost\n")
+    openssl("x509", "-req", "-in", csr, "-CA", ca, "-CAkey", ca_key, "-CAcreateserial",
+            "-out", cert, "-days", "2", "-extfile", ext)
+    return ca, cert, key
+
+
 def serve(args):
-    """`kojienv.py serve [--kojid BUILDER-CONF --nodeimg BINARY RPM...]`: start the
-    database and the hub (with --kojid also kojid and mock, and the Node build tag made
-    of the buildroot packages and RPM...), print what a test needs as one JSON line,
+    """`kojienv.py serve [--kerberos] [--kojid BUILDER-CONF --nodeimg BINARY RPM...]`:
+    start the database and the hub (with --kerberos first a KDC, and the hub also on
+    https with SPNEGO; with --kojid also kojid and mock, and the Node build tag made of
+    the buildroot packages and RPM...), print what a test needs as one JSON line,
     then take commands on stdin, one a line, answering `ok` or `error: ...`:
-    `stop-hub`, `start-hub`, `regen-repo TAG`. At end of input everything stops and
-    goes."""
+    `stop-hub`, `start-hub`, `regen-repo TAG`, `wait-session USER`,
+    `expire-sessions USER`, `negotiate withhold|send` (the hub's web server leaves
+    out, or sends, its mutual-authentication token). At end of input everything stops
+    and goes."""
     import json
     env = RealKoji()
     try:
+        kerberos = args[:1] == ["--kerberos"]
+        if kerberos:
+            args = args[1:]
+            env.start_kdc()
         env.start_db()
         env.start_hub()
         env.admin.grantCGAccess(USER, "nodeimg", create=True)
+        if kerberos:
+            env.map_principals()
         if args[:1] == ["--kojid"]:
             if len(args) < 4 or args[2] != "--nodeimg":
                 raise SystemExit("usage: kojienv.py serve --kojid CONF --nodeimg BINARY RPM...")
@@ -422,6 +521,9 @@ def serve(args):
             "password_file": env.password_file(USER_PASSWORD), "cg": "nodeimg",
             "koji_cli": KOJI_CLI, "cli_config": env.cli_config(), "profile": "realkoji",
             "password": USER_PASSWORD,
+            "hub_https": getattr(env, "hub_https", None),
+            "serverca": getattr(env, "tls_ca", None),
+            "kerberos": getattr(env, "krb", None),
         }), flush=True)
         for line in sys.stdin:
             command = line.strip()
@@ -430,6 +532,16 @@ def serve(args):
                     env.stop_hubserver()
                 elif command == "start-hub":
                     env.start_hubserver()
+                elif command.startswith("wait-session "):
+                    env.wait_session(command.split(None, 1)[1])
+                elif command in ("negotiate withhold", "negotiate send"):
+                    marker = env.hub_keytab + ".withhold"
+                    if command.endswith("withhold"):
+                        open(marker, "w").close()
+                    elif os.path.exists(marker):
+                        os.remove(marker)
+                elif command.startswith("expire-sessions "):
+                    env.expire_sessions(command.split(None, 1)[1])
                 elif command.startswith("regen-repo "):
                     env.regen_repo(command.split(None, 1)[1])
                 else:
@@ -460,6 +572,6 @@ if __name__ == "__main__":
     if sys.argv[1:2] == ["kojid-ns"]:
         kojid_namespace(*sys.argv[2:])
     if sys.argv[1:2] != ["serve"]:
-        sys.exit("usage: kojienv.py serve [--kojid CONF --nodeimg BINARY RPM...]")
+        sys.exit("usage: kojienv.py serve [--kerberos] [--kojid CONF --nodeimg BINARY RPM...]")
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     serve(sys.argv[2:])

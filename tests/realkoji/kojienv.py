@@ -10,9 +10,10 @@ Everything lives under one directory in /var/tmp (removed at the end): the datab
 koji's topdir, configuration and logs. The hub and koji's files share one loopback
 port: http://127.0.0.1:PORT/kojihub and http://127.0.0.1:PORT/kojifiles.
 
-With Kerberos (`serve --kerberos`), a real MIT KDC (kdc.py) runs too, and the hub is
-also served at https://localhost:TLSPORT/kojihub, its /ssllogin taking SPNEGO with
-the keytab of HTTP/localhost@NODEIMG.TEST, as httpd's mod_auth_gssapi does.
+With Kerberos (`serve --kerberos`), a real MIT KDC (kdc.py) runs too, and a real
+httpd (httpd.py: mod_ssl, mod_auth_gssapi with the keytab of
+HTTP/localhost@NODEIMG.TEST, mod_proxy) serves the hub at
+https://localhost:TLSPORT/kojihub.
 """
 
 import glob
@@ -127,8 +128,8 @@ class RealKoji:
         for sub in ("packages", "repos", "repos-dist", "work", "scratch"):
             os.makedirs(os.path.join(self.topdir, sub))
         self.port = free_port()
-        self.tls_port = None
         self.kdc = None
+        self.httpd = None
         self.hub_url = "http://127.0.0.1:%d/kojihub" % self.port
         self.topurl = "http://127.0.0.1:%d/kojifiles" % self.port
         self.weburl = "http://127.0.0.1:%d/koji" % self.port
@@ -203,10 +204,8 @@ class RealKoji:
         env = dict(os.environ, PYTHONPATH=self.kojisrc)
         cmd = [VENV_PYTHON, os.path.join(HERE, "hubserver.py"), "--port", str(self.port),
                "--config", self.hub_conf, "--topdir", self.topdir]
-        if self.kdc is not None:
-            env = self.kdc.env(PYTHONPATH=self.kojisrc)
-            cmd += ["--tls-port", str(self.tls_port), "--tls", self.tls_cert, self.tls_key,
-                    "--gssapi-keytab", self.hub_keytab]
+        if self.httpd is not None:
+            cmd += ["--front-secret", self.httpd.secret]
         self.procs["hub"] = subprocess.Popen(cmd, env=env, stdout=open(log, "a"),
                                              stderr=subprocess.STDOUT)
 
@@ -240,9 +239,19 @@ class RealKoji:
         self.kdc.max_life(self.krb[KRB_ROBOT]["principal"], "4 seconds")
         alien = self.kdc.add_user("alien", "alien-secret-7", realm=kdc.OTHER_REALM)
         self.krb["alien"] = {"principal": alien, "password": "alien-secret-7"}
-        self.tls_port = free_port()
-        self.tls_ca, self.tls_cert, self.tls_key = make_tls(os.path.join(self.root, "tls"))
-        self.hub_https = "https://localhost:%d/kojihub" % self.tls_port
+        # httpd with mod_ssl and mod_auth_gssapi in front of the hub, as koji's own
+        # httpd.conf sets a Kerberos hub up.
+        import httpd
+        self.tls_ca, tls_cert, tls_key = make_tls(os.path.join(self.root, "tls"))
+        tls_port = free_port()
+        self.httpd = httpd.Httpd(os.path.join(self.root, "httpd"), tls_port, self.port,
+                                 tls_cert, tls_key, self.hub_keytab, self.kdc.env(),
+                                 os.path.join(self.logs, "httpd.log"))
+        self.httpd.start()
+        wait_for("httpd", lambda: socket.create_connection(("127.0.0.1", tls_port),
+                                                           1).close() is None,
+                 proc=self.httpd.proc, log=self.httpd.log)
+        self.hub_https = "https://localhost:%d/kojihub" % tls_port
 
     def map_principals(self):
         """koji users for the principals, as an admin sets them up (createUser with
@@ -460,6 +469,8 @@ class RealKoji:
     def close(self):
         for name in ["kojid", "hub", "postgres"]:
             self.stop(name)
+        if self.httpd is not None:
+            self.httpd.stop()
         if self.kdc is not None:
             self.kdc.stop()
         shutil.rmtree(self.root, ignore_errors=True)
@@ -489,14 +500,12 @@ def make_tls(directory):
 
 def serve(args):
     """`kojienv.py serve [--kerberos] [--kojid BUILDER-CONF --nodeimg BINARY RPM...]`:
-    start the database and the hub (with --kerberos first a KDC, and the hub also on
-    https with SPNEGO; with --kojid also kojid and mock, and the Node build tag made of
+    start the database and the hub (with --kerberos first a KDC, and httpd serving the
+    hub on https with mod_auth_gssapi; with --kojid also kojid and mock, and the Node build tag made of
     the buildroot packages and RPM...), print what a test needs as one JSON line,
     then take commands on stdin, one a line, answering `ok` or `error: ...`:
     `stop-hub`, `start-hub`, `regen-repo TAG`, `wait-session USER`,
-    `expire-sessions USER`, `negotiate withhold|send` (the hub's web server leaves
-    out, or sends, its mutual-authentication token). At end of input everything stops
-    and goes."""
+    `expire-sessions USER`. At end of input everything stops and goes."""
     import json
     env = RealKoji()
     try:
@@ -534,12 +543,6 @@ def serve(args):
                     env.start_hubserver()
                 elif command.startswith("wait-session "):
                     env.wait_session(command.split(None, 1)[1])
-                elif command in ("negotiate withhold", "negotiate send"):
-                    marker = env.hub_keytab + ".withhold"
-                    if command.endswith("withhold"):
-                        open(marker, "w").close()
-                    elif os.path.exists(marker):
-                        os.remove(marker)
                 elif command.startswith("expire-sessions "):
                     env.expire_sessions(command.split(None, 1)[1])
                 elif command.startswith("regen-repo "):

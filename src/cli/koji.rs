@@ -20,7 +20,8 @@ Example:
   nodeimg koji import out/ --profile koji --cg nodeimg --tag ovirt-4.5-el9-candidate
   nodeimg koji upload out/ovirt-node-ng-image-update-4.5.6-1.el9.noarch.rpm --path nodeimg/test
   nodeimg koji call getBuild ovirt-node-ng-image-update-4.5.6-1.el9
-  nodeimg koji refund out/ --profile koji")]
+  nodeimg koji refund out/ --profile koji
+  kinit releng@FEDORAPROJECT.ORG && nodeimg koji call getLoggedInUser -p fedora")]
 pub enum KojiCommand {
     Import(ImportArgs),
     Refund(RefundArgs),

@@ -254,6 +254,46 @@ fn a_keytab_logs_in_unattended_and_again_when_the_session_expires() {
         "{err}"
     );
 
+    // A keytab made before the principal's key changed.
+    realm.koji.control("rekey stranger");
+    let stale = realm.principal("stranger", "keytab");
+    let err = failure(&realm.logged_in_user(
+        &profile,
+        &ccache,
+        &["--principal", "stranger@NODEIMG.TEST", "--keytab", &stale],
+    ));
+    assert!(
+        err.contains(&format!("the KDC refuses keytab {stale}'s key")),
+        "{err}"
+    );
+
+    // No KDC answers (the realm's KDC is on a port nothing listens on).
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let conf = fs::read_to_string(realm.krb("krb5_conf")).unwrap();
+    let port = conf
+        .split("kdc = 127.0.0.1:")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap()
+        .to_owned();
+    let dead = realm.dir.path().join("dead-krb5.conf");
+    fs::write(
+        &dead,
+        conf.replace(&format!("127.0.0.1:{port}"), &format!("127.0.0.1:{closed}")),
+    )
+    .unwrap();
+    let out = realm
+        .nodeimg(&profile, &ccache, &["call", "getLoggedInUser"])
+        .env("KRB5_CONFIG", &dead)
+        .output()
+        .unwrap();
+    let err = failure(&out);
+    assert!(err.contains("no KDC answered for the realm"), "{err}");
+
     // A long upload whose session expires while robot's ticket (4 s) has run out too:
     // nodeimg logs in again with a new ticket from the keytab and goes on. It is
     // stopped (SIGSTOP) while the session and the ticket expire.

@@ -260,6 +260,11 @@ class RealKoji:
                  "FROM users WHERE name = '%s'" % (self.krb[USER]["principal"], USER))
         self.admin.createUser(KRB_ROBOT, krb_principal=self.krb[KRB_ROBOT]["principal"])
 
+    def rekey(self, name):
+        """A new random key for principal NAME: keytabs made before hold the old one."""
+        import kdc
+        self.kdc.kadmin(kdc.REALM, "cpw -randkey %s" % self.krb[name]["principal"])
+
     def expire_sessions(self, user):
         """What a hub does to a session past SessionRenewalTimeout: the next call with
         it faults with AuthExpired."""
@@ -505,7 +510,8 @@ def serve(args):
     the buildroot packages and RPM...), print what a test needs as one JSON line,
     then take commands on stdin, one a line, answering `ok` or `error: ...`:
     `stop-hub`, `start-hub`, `regen-repo TAG`, `wait-session USER`,
-    `expire-sessions USER`. At end of input everything stops and goes."""
+    `expire-sessions USER`, `rekey NAME` (a new random key for the principal NAME).
+    At end of input everything stops and goes."""
     import json
     env = RealKoji()
     try:
@@ -543,6 +549,8 @@ def serve(args):
                     env.start_hubserver()
                 elif command.startswith("wait-session "):
                     env.wait_session(command.split(None, 1)[1])
+                elif command.startswith("rekey "):
+                    env.rekey(command.split(None, 1)[1])
                 elif command.startswith("expire-sessions "):
                     env.expire_sessions(command.split(None, 1)[1])
                 elif command.startswith("regen-repo "):

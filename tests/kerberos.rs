@@ -53,6 +53,11 @@ impl Realm {
     /// A koji configuration with profile `krb` (the README's Kerberos profile) plus
     /// `extra` lines; its path.
     fn profile(&self, extra: &str) -> PathBuf {
+        self.profile_for(self.koji.field("hub_https"), extra)
+    }
+
+    /// The same, for the hub at `server`.
+    fn profile_for(&self, server: &str, extra: &str) -> PathBuf {
         let path = self.dir.path().join(format!(
             "koji-{}.conf",
             fs::read_dir(self.dir.path()).unwrap().count()
@@ -61,7 +66,7 @@ impl Realm {
             &path,
             format!(
                 "[krb]\nserver = {}\nserverca = {}\nauthtype = kerberos\nmax_retries = 1\nretry_interval = 1\n{extra}",
-                self.koji.field("hub_https"),
+                server,
                 self.koji.field("serverca"),
             ),
         )
@@ -184,11 +189,8 @@ fn a_release_engineer_logs_in_with_the_ticket_kinit_made() {
 
     // A front end that does not prove the hub is HTTP/localhost (httpd drops the
     // WWW-Authenticate header of /broken/kojihub/ssllogin): no session is used.
-    let broken = realm.profile("");
-    let text = fs::read_to_string(&broken)
-        .unwrap()
-        .replace("/kojihub\n", "/broken/kojihub\n");
-    fs::write(&broken, text).unwrap();
+    let hub = realm.koji.field("hub_https");
+    let broken = realm.profile_for(&hub.replace("/kojihub", "/broken/kojihub"), "");
     let out = realm.logged_in_user(&broken, &ccache, &[]);
     let err = failure(&out);
     assert!(
@@ -198,11 +200,7 @@ fn a_release_engineer_logs_in_with_the_ticket_kinit_made() {
     assert!(out.stdout.is_empty());
 
     // The same hub under a name the KDC has no HTTP/ principal for.
-    let other = realm.profile("");
-    let text = fs::read_to_string(&other)
-        .unwrap()
-        .replace("https://localhost:", "https://127.0.0.1:");
-    fs::write(&other, text).unwrap();
+    let other = realm.profile_for(&hub.replace("https://localhost:", "https://127.0.0.1:"), "");
     let err = failure(&realm.logged_in_user(&other, &ccache, &[]));
     assert!(
         err.contains("the KDC knows no principal HTTP/127.0.0.1 for the hub"),

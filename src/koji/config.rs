@@ -352,9 +352,6 @@ pub fn load(files: &[PathBuf], name: &str) -> Result<Profile> {
             );
         }
     }
-    if let Auth::Kerberos(login) = &profile.auth {
-        check_kerberos(name, login)?;
-    }
     Ok(profile)
 }
 

@@ -168,8 +168,22 @@ impl Session {
         self.logged = saved;
         let (method, value) = match self.profile.auth.clone() {
             Auth::None => return Ok(()),
+            Auth::Password { user, password } => {
+                let server = self.profile.server.clone();
+                let params = [xmlrpc::string(user), xmlrpc::string(password)];
+                (
+                    "login",
+                    self.plain_login(&server, "login", &params, &kwargs)?,
+                )
+            }
+            Auth::Ssl { .. } => {
+                let url = self.ssllogin_url();
+                (
+                    "sslLogin",
+                    self.plain_login(&url, "sslLogin", &[], &kwargs)?,
+                )
+            }
             Auth::Kerberos(login) => ("sslLogin", self.kerberos_login(&login, &kwargs)?),
-            _ => self.plain_login(&kwargs)?,
         };
         let id = xmlrpc::member(&value, "session-id").and_then(xmlrpc::as_i64);
         let key = xmlrpc::member(&value, "session-key").and_then(xmlrpc::as_str);
@@ -187,28 +201,22 @@ impl Session {
         }
     }
 
+    /// Where `sslLogin` goes: the hub's `/ssllogin`, which its web server guards with
+    /// the client certificate or Kerberos.
+    fn ssllogin_url(&self) -> String {
+        format!("{}/ssllogin", self.profile.server.trim_end_matches('/'))
+    }
+
     /// `login` with a password or `sslLogin` with the client certificate.
-    fn plain_login(&mut self, kwargs: &[(&str, Value)]) -> Result<(&'static str, Value)> {
-        let (url, method, params) = match &self.profile.auth {
-            Auth::None | Auth::Kerberos(_) => unreachable!("not a certificate or password login"),
-            Auth::Password { user, password } => (
-                self.profile.server.clone(),
-                "login",
-                vec![
-                    xmlrpc::string(user.clone()),
-                    xmlrpc::string(password.clone()),
-                ],
-            ),
-            Auth::Ssl { .. } => (
-                format!("{}/ssllogin", self.profile.server.trim_end_matches('/')),
-                "sslLogin",
-                Vec::new(),
-            ),
-        };
-        let value = self
-            .exchange_retrying(&url, method, &params, kwargs)
-            .with_context(|| format!("logging in to {} ({method})", self.profile.server))?;
-        Ok((method, value))
+    fn plain_login(
+        &mut self,
+        url: &str,
+        method: &str,
+        params: &[Value],
+        kwargs: &[(&str, Value)],
+    ) -> Result<Value> {
+        self.exchange_retrying(url, method, params, kwargs)
+            .with_context(|| format!("logging in to {} ({method})", self.profile.server))
     }
 
     /// `sslLogin` with a new SPNEGO token for each attempt (the hub's replay cache
@@ -216,7 +224,7 @@ impl Session {
     /// completes the mutual authentication.
     fn kerberos_login(&mut self, login: &KerberosLogin, kwargs: &[(&str, Value)]) -> Result<Value> {
         let server = self.profile.server.clone();
-        let url = format!("{}/ssllogin", server.trim_end_matches('/'));
+        let url = self.ssllogin_url();
         let host = kerberos::service_host(&server)?;
         let body = bytes::Bytes::from(xmlrpc::encode_call("sslLogin", &[], kwargs));
         let context = || format!("logging in to {server} with Kerberos (sslLogin)");

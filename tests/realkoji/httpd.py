@@ -52,7 +52,6 @@ class Httpd:
     def __init__(self, root, port, backend_port, cert, key, keytab, env, log):
         self.root, self.port, self.env, self.log = root, port, env, log
         self.secret = secrets.token_hex(16)
-        self.proc = None
         os.makedirs(root)
         worker = user()
         # httpd's workers read the keytab, as on a production hub.
@@ -91,19 +90,12 @@ class Httpd:
                     "    Header unset WWW-Authenticate\n</Location>\n" % gssapi)
 
     def start(self):
+        """Check the configuration, then start httpd: its process, which the caller
+        stops."""
         check = subprocess.run([binary(), "-f", self.conf, "-t"], env=self.env,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         if check.returncode != 0:
             raise RuntimeError("httpd -t: %s" % check.stdout)
-        self.proc = subprocess.Popen([binary(), "-f", self.conf, "-DFOREGROUND"],
+        return subprocess.Popen([binary(), "-f", self.conf, "-DFOREGROUND"],
                                      env=self.env, stdout=open(self.log, "a"),
                                      stderr=subprocess.STDOUT)
-
-    def stop(self):
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()

@@ -30,7 +30,6 @@ class Kdc:
         os.makedirs(root, exist_ok=True)
         self.krb5_conf = os.path.join(root, "krb5.conf")
         self.kdc_conf = os.path.join(root, "kdc.conf")
-        self.proc = None
         with open(self.krb5_conf, "w") as f:
             f.write(
                 "[libdefaults]\n"
@@ -84,13 +83,15 @@ class Kdc:
         return out
 
     def start(self):
+        """Make the databases and the trust, then start krb5kdc: its process, which the
+        caller stops."""
         for realm in (REALM, OTHER_REALM):
             self.run("kdb5_util", "-r", realm, "create", "-s", "-W", "-P", MASTER_PASSWORD)
         # The trust: OTHER.TEST's principals may get tickets for NODEIMG.TEST's services.
         for realm in (REALM, OTHER_REALM):
             self.kadmin(realm, "addprinc -pw %s krbtgt/%s@%s" % (TRUST_PASSWORD, REALM,
                                                                    OTHER_REALM))
-        self.proc = subprocess.Popen(["krb5kdc", "-n", "-r", REALM, "-r", OTHER_REALM],
+        return subprocess.Popen(["krb5kdc", "-n", "-r", REALM, "-r", OTHER_REALM],
                                      env=self.env(), stdout=open(self.log, "a"),
                                      stderr=subprocess.STDOUT)
 
@@ -123,12 +124,3 @@ class Kdc:
             cmd += ["-l", lifetime]
         subprocess.run(cmd + [principal], env=self.env(), input=password + "\n", text=True,
                        check=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-
-    def stop(self):
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()

@@ -82,6 +82,12 @@ def free_port():
         return s.getsockname()[1]
 
 
+def listening(port):
+    """Whether something accepts connections on 127.0.0.1:PORT."""
+    socket.create_connection(("127.0.0.1", port), 1).close()
+    return True
+
+
 def wait_for(what, check, timeout=60, proc=None, log=None):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -216,15 +222,14 @@ class RealKoji:
     # -- Kerberos --------------------------------------------------------------------
 
     def start_kdc(self):
-        """The KDC, its principals and keytabs, and the hub's TLS certificate (made
-        before the hub starts: the hub needs both)."""
+        """The KDC with its principals and keytabs, the hub's TLS certificate, and httpd
+        in front of the hub (before the hub starts: it needs httpd's secret)."""
         import kdc
         krb = os.path.join(self.root, "krb5")
         self.kdc = kdc.Kdc(krb, free_port(), os.path.join(self.logs, "kdc.log"))
-        self.kdc.start()
-        wait_for("krb5kdc", lambda: socket.create_connection(("127.0.0.1", self.kdc.port),
-                                                             1).close() is None,
-                 proc=self.kdc.proc, log=self.kdc.log)
+        self.procs["kdc"] = self.kdc.start()
+        wait_for("krb5kdc", lambda: listening(self.kdc.port), proc=self.procs["kdc"],
+                 log=self.kdc.log)
         self.hub_keytab = os.path.join(krb, "hub.keytab")
         self.kdc.add_service("HTTP/localhost", self.hub_keytab)
         self.krb = {"realm": kdc.REALM, "krb5_conf": self.kdc.krb5_conf, "kdc_log": self.kdc.log}
@@ -247,10 +252,9 @@ class RealKoji:
         self.httpd = httpd.Httpd(os.path.join(self.root, "httpd"), tls_port, self.port,
                                  tls_cert, tls_key, self.hub_keytab, self.kdc.env(),
                                  os.path.join(self.logs, "httpd.log"))
-        self.httpd.start()
-        wait_for("httpd", lambda: socket.create_connection(("127.0.0.1", tls_port),
-                                                           1).close() is None,
-                 proc=self.httpd.proc, log=self.httpd.log)
+        self.procs["httpd"] = self.httpd.start()
+        wait_for("httpd", lambda: listening(tls_port), proc=self.procs["httpd"],
+                 log=self.httpd.log)
         self.hub_https = "https://localhost:%d/kojihub" % tls_port
 
     def map_principals(self):
@@ -472,12 +476,8 @@ class RealKoji:
             proc.wait()
 
     def close(self):
-        for name in ["kojid", "hub", "postgres"]:
+        for name in ["kojid", "httpd", "hub", "postgres", "kdc"]:
             self.stop(name)
-        if self.httpd is not None:
-            self.httpd.stop()
-        if self.kdc is not None:
-            self.kdc.stop()
         shutil.rmtree(self.root, ignore_errors=True)
 
 

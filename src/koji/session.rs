@@ -207,7 +207,8 @@ impl Session {
         format!("{}/ssllogin", self.profile.server.trim_end_matches('/'))
     }
 
-    /// `login` with a password or `sslLogin` with the client certificate.
+    /// `login` with a password or `sslLogin` with the client certificate, with the
+    /// retry rules (no renewal: this is the login).
     fn plain_login(
         &mut self,
         url: &str,
@@ -215,7 +216,8 @@ impl Session {
         params: &[Value],
         kwargs: &[(&str, Value)],
     ) -> Result<Value> {
-        self.exchange_retrying(url, method, params, kwargs)
+        let body = xmlrpc::encode_call(method, params, kwargs);
+        self.send_retrying(url, method, &[], body.into_bytes().into(), "text/xml")
             .with_context(|| format!("logging in to {} ({method})", self.profile.server))
     }
 
@@ -314,18 +316,6 @@ impl Session {
             }
             other => other,
         }
-    }
-
-    /// One call with the retry rules (logins: no renewal).
-    fn exchange_retrying(
-        &mut self,
-        url: &str,
-        method: &str,
-        params: &[Value],
-        kwargs: &[(&str, Value)],
-    ) -> Result<Value> {
-        let body = xmlrpc::encode_call(method, params, kwargs);
-        self.send_retrying(url, method, &[], body.into_bytes().into(), "text/xml")
     }
 
     /// Send a request body, retrying as the rules say. `query` is for raw uploads.

@@ -22,6 +22,20 @@ pub fn check_name(name: &str) -> Result<()> {
     Ok(())
 }
 
+/// An RPM architecture (`noarch`, `x86_64`, `i686`, `aarch64`, …): what names a
+/// package file and an RPM header's ARCH.
+pub fn check_arch(arch: &str) -> Result<()> {
+    ensure!(
+        !arch.is_empty()
+            && arch.len() <= 32
+            && arch
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'),
+        "architecture {arch:?} is not one: lower-case letters, digits and _, at most 32"
+    );
+    Ok(())
+}
+
 /// A version or a release (`what` says which, for the error).
 pub fn check_evr_part(what: &str, value: &str) -> Result<()> {
     ensure!(!value.is_empty(), "the {what} is empty");

@@ -53,7 +53,7 @@ fn a_build_from_an_installed_tree_gives_the_release_artifacts() {
             "build.json",
             "logs",
             "ovirt-node-ng-image-4.5.6-1.el9.x86_64.liveimg.squashfs",
-            "ovirt-node-ng-image-update-4.5.6-1.el9.noarch.rpm",
+            "ovirt-node-ng-image-update-4.5.6-1.el9.x86_64.rpm",
             "ovirt-node-ng-image.ks",
             "ovirt-node-ng-image.manifest-rpm",
             "ovirt-node-ng-image.spdx.json",
@@ -101,7 +101,7 @@ fn a_build_from_an_installed_tree_gives_the_release_artifacts() {
         listing.contains("squashfs-root/LiveOS/rootfs.img"),
         "{listing}"
     );
-    let rpm = out.join("ovirt-node-ng-image-update-4.5.6-1.el9.noarch.rpm");
+    let rpm = out.join("ovirt-node-ng-image-update-4.5.6-1.el9.x86_64.rpm");
     run(Command::new("rpm").args(["-K", "--nosignature"]).arg(&rpm));
     let digest = run(Command::new("rpm")
         .args(["-qp", "--qf", "[%{FILEDIGESTS}\n]"])

@@ -411,6 +411,7 @@ fn update_rpms_are_read_in_place_whoever_wrote_them() {
         let package = update::Update {
             version: "4.5.6".into(),
             release: "1.el9".into(),
+            arch: "noarch".into(),
             image: i.new.clone(),
             product_img: None,
             imgbased: update::DEFAULT_IMGBASED.into(),

@@ -358,7 +358,7 @@ fn a_build_imports_as_a_content_generator_build_and_is_tagged() {
     let rpm = by_type("rpm");
     assert_eq!(
         rpm[0]["filename"],
-        "ovirt-node-ng-image-update-4.5.6-1.el9.noarch.rpm"
+        "ovirt-node-ng-image-update-4.5.6-1.el9.x86_64.rpm"
     );
     let logs: Vec<&str> = by_type("log")
         .iter()

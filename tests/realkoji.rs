@@ -69,15 +69,16 @@ fn the_default_import_is_accepted_by_a_real_hub() {
     let rpms = rpms.as_array().unwrap();
     assert_eq!(rpms.len(), 1, "{rpms:?}");
     assert_eq!(rpms[0]["nvr"], NVR);
-    assert_eq!(rpms[0]["arch"], "noarch");
+    // The update RPM takes the image's arch.
+    assert_eq!(rpms[0]["arch"], "x86_64");
     // koji's copy of the package is the one nodeimg wrote.
     let path = format!(
-        "{}/packages/ovirt-node-ng-image-update/4.5.6/1.el9/noarch/{NVR}.noarch.rpm",
+        "{}/packages/ovirt-node-ng-image-update/4.5.6/1.el9/x86_64/{NVR}.x86_64.rpm",
         koji.field("topdir")
     );
     assert_eq!(
         fs::read(&path).unwrap(),
-        fs::read(out.join(format!("{NVR}.noarch.rpm"))).unwrap()
+        fs::read(out.join(format!("{NVR}.x86_64.rpm"))).unwrap()
     );
 
     let log_dir = format!(
@@ -361,11 +362,14 @@ fn succeeded(out: &Output) -> String {
     text
 }
 
-/// The whole road on a real koji: `koji node-image-build` → kojid → mock buildroot →
-/// nodeimg installing from the build tag's repository → a COMPLETE, tagged build; a
-/// scratch build; a kickstart the Node check refuses; `nodeimg koji import` of a build
-/// made on this host from koji's repository; kojid's createrepo of the destination
-/// tag; real dnf upgrading a deployed Node's placeholder from it.
+/// The whole road on a real build farm (the hub under httpd with mod_wsgi, kojira, two
+/// kojid hosts): `koji node-image-build` for x86_64 and i686 → one child per arch on
+/// the builders → mock buildroots → nodeimg installing from its arch's repository of
+/// the build tag → one COMPLETE, tagged build with an image and an update RPM per arch
+/// and one source package; a scratch build; a kickstart the Node check refuses;
+/// `nodeimg koji import` of a build made on this host from koji's repository, under
+/// the same name; kojid's createrepo of the destination tag; real dnf upgrading a
+/// deployed Node's placeholder from it to the x86_64 package.
 #[test]
 fn koji_builds_node_images_with_kojid_and_mock_and_serves_the_update() {
     let scratch = tempfile::tempdir().unwrap();
@@ -376,17 +380,29 @@ fn koji_builds_node_images_with_kojid_and_mock_and_serves_the_update() {
         .filter(|p| p.extension().is_some_and(|x| x == "rpm"))
         .collect();
     rpms.sort();
+    // The distribution's arch-specific package for i686 too (the same static binary:
+    // an x86_64 builder runs i686 builds natively).
+    let mut busybox = common::repo::packages::busybox(common::repo::APPLETS).unwrap();
+    busybox.arch = "i686".into();
+    rpms.push(common::repo::packages::build(&s.join("i686"), &busybox).unwrap());
     let koji = RealKoji::start_with_kojid(&rpms);
     let topurl = koji.field("topurl").to_owned();
     let root = koji.field("root").to_owned();
     let ks = offline_node_kickstart(s, "node.ks", "rootpw --lock");
     let ks = ks.to_str().unwrap();
 
-    // 1. A build, waited for, with the upload progress bar (no --noprogress).
-    let nvr = "ovirt-node-ng-image-4.5.6-1.el9";
+    // 1. A build for two arches, waited for, with the upload progress bar (no
+    //    --noprogress). The build is named after the update package, as
+    //    `nodeimg koji import` names its builds (step 4).
+    let nvr = "ovirt-node-ng-image-update-4.5.6-1.el9";
+    let image_nvr = "ovirt-node-ng-image-4.5.6-1.el9";
     let out = koji.cli(&[
         "node-image-build",
         "--wait",
+        "--arch",
+        "x86_64",
+        "--arch",
+        "i686",
         "--release",
         "1.el9",
         "ovirt-node-ng-image",
@@ -400,17 +416,26 @@ fn koji_builds_node_images_with_kojid_and_mock_and_serves_the_update() {
     assert_eq!(build["state"], 1, "COMPLETE: {build}");
     let id = build["id"].to_string();
     let images = koji.admin("listArchives", &[&id, "--kwarg", "type=image"]);
-    let images = images.as_array().unwrap();
-    assert_eq!(images.len(), 1, "{images:?}");
-    let image = &images[0];
-    assert_eq!(image["filename"], format!("{nvr}.x86_64.liveimg.squashfs"));
-    assert_eq!(image["arch"], "x86_64");
-    assert_eq!(image["type_name"], "liveimg-squashfs");
-    assert_eq!(image["checksum_type"], 2, "sha256");
+    let mut images = images.as_array().unwrap().clone();
+    images.sort_by_key(|i| i["arch"].as_str().unwrap().to_owned());
+    assert_eq!(images.len(), 2, "{images:?}");
+    for (image, arch) in images.iter().zip(["i686", "x86_64"]) {
+        assert_eq!(
+            image["filename"],
+            format!("{image_nvr}.{arch}.liveimg.squashfs")
+        );
+        assert_eq!(image["arch"], arch);
+        assert_eq!(image["type_name"], "liveimg-squashfs");
+        assert_eq!(image["checksum_type"], 2, "sha256");
+        let stored = Path::new(koji.field("topdir"))
+            .join("packages/ovirt-node-ng-image-update/4.5.6/1.el9/images")
+            .join(format!("{image_nvr}.{arch}.liveimg.squashfs"));
+        assert_eq!(image["checksum"], sha256_of(&stored));
+    }
+    let image = &images[1];
     let stored = Path::new(koji.field("topdir"))
-        .join("packages/ovirt-node-ng-image/4.5.6/1.el9/images")
-        .join(format!("{nvr}.x86_64.liveimg.squashfs"));
-    assert_eq!(image["checksum"], sha256_of(&stored));
+        .join("packages/ovirt-node-ng-image-update/4.5.6/1.el9/images")
+        .join(format!("{image_nvr}.x86_64.liveimg.squashfs"));
     // The image's packages came from koji: they are its components.
     let components = koji.admin(
         "listRPMs",
@@ -451,7 +476,8 @@ fn koji_builds_node_images_with_kojid_and_mock_and_serves_the_update() {
     );
     let listing = String::from_utf8_lossy(&listing.stdout);
     assert!(!listing.contains("nodeimg-build.repo"), "{listing}");
-    // The update RPM and its source package.
+    // An update RPM per arch, each carrying its own arch's image, and one source
+    // package.
     let built = koji.admin("listRPMs", &[&id]);
     let mut arches: Vec<(&str, &str)> = built
         .as_array()
@@ -463,20 +489,64 @@ fn koji_builds_node_images_with_kojid_and_mock_and_serves_the_update() {
     assert_eq!(
         arches,
         [
-            ("ovirt-node-ng-image-update", "noarch"),
-            ("ovirt-node-ng-image-update", "src")
+            ("ovirt-node-ng-image-update", "i686"),
+            ("ovirt-node-ng-image-update", "src"),
+            ("ovirt-node-ng-image-update", "x86_64"),
         ]
     );
-    // The child task's output: nodeimg's logs and the kickstart as it was rewritten to
-    // install from the build tag's repository.
+    for arch in ["i686", "x86_64"] {
+        let rpm = Path::new(koji.field("topdir")).join(format!(
+            "packages/ovirt-node-ng-image-update/4.5.6/1.el9/{arch}/{nvr}.{arch}.rpm"
+        ));
+        let listing = common::run(Command::new("rpm2cpio").arg(&rpm));
+        let image = Path::new(koji.field("topdir")).join(format!(
+            "packages/ovirt-node-ng-image-update/4.5.6/1.el9/images/{image_nvr}.{arch}.liveimg.squashfs"
+        ));
+        let carried = fs::read(&image).unwrap();
+        assert!(
+            listing
+                .stdout
+                .windows(carried.len().min(4096))
+                .any(|w| w == &carried[..carried.len().min(4096)]),
+            "{} does not carry {}",
+            rpm.display(),
+            image.display()
+        );
+    }
+    // The children: one per arch, which ran where the scheduler put them.
     let children = koji.admin("getTaskChildren", &[&build["task_id"].to_string()]);
-    let child = children
+    let image_tasks: Vec<&Value> = children
         .as_array()
         .unwrap()
         .iter()
-        .find(|t| t["method"] == "createNodeImage")
-        .unwrap()["id"]
-        .to_string();
+        .filter(|t| t["method"] == "createNodeImage")
+        .collect();
+    assert_eq!(image_tasks.len(), 2, "{children}");
+    for task in &image_tasks {
+        let host = koji.admin("getHost", &[&task["host_id"].to_string()]);
+        eprintln!(
+            "createNodeImage {} ({}) ran on {}",
+            task["id"], task["arch"], host["name"]
+        );
+    }
+    let task_dir_of = |task: &str| {
+        Path::new(koji.field("topdir")).join(format!(
+            "work/tasks/{}/{task}",
+            task.parse::<u64>().unwrap() % 10000
+        ))
+    };
+    // The i686 child installed from the folder koji really serves: i386.
+    let i686_child = image_tasks.iter().find(|t| t["arch"] == "i686").unwrap()["id"].to_string();
+    let rewritten =
+        fs::read_to_string(task_dir_of(&i686_child).join("ovirt-node-ng-image.ks.log")).unwrap();
+    assert!(
+        rewritten.contains(&format!("url --url={topurl}/repos/node-build/"))
+            && rewritten.contains("/i386\n"),
+        "{rewritten}"
+    );
+    // The x86_64 child's output: nodeimg's logs and the kickstart as it was rewritten
+    // to install from the build tag's repository.
+    let child = image_tasks.iter().find(|t| t["arch"] == "x86_64").unwrap()["id"].to_string();
     let output = koji.admin("listTaskOutput", &[&child]);
     let output: Vec<&str> = output
         .as_array()
@@ -493,11 +563,8 @@ fn koji_builds_node_images_with_kojid_and_mock_and_serves_the_update() {
     ] {
         assert!(output.contains(&name), "{name} in {output:?}");
     }
-    let task_dir = Path::new(koji.field("topdir")).join(format!(
-        "work/tasks/{}/{child}",
-        child.parse::<u64>().unwrap() % 10000
-    ));
-    let rewritten = fs::read_to_string(task_dir.join("ovirt-node-ng-image.ks.log")).unwrap();
+    let rewritten =
+        fs::read_to_string(task_dir_of(&child).join("ovirt-node-ng-image.ks.log")).unwrap();
     assert!(
         rewritten.contains("# nodeimg: replaced by --replace-repos: repo --name=ovirt")
             && rewritten.contains("# nodeimg: replaced by --url: url --url=http://127.0.0.1:9/")
@@ -507,7 +574,7 @@ fn koji_builds_node_images_with_kojid_and_mock_and_serves_the_update() {
     // The build keeps nodeimg's log and the rewritten kickstart with its image logs
     // (per arch: koji adds the arch for methods other than its own image tasks).
     let build_logs = Path::new(koji.field("topdir"))
-        .join("packages/ovirt-node-ng-image/4.5.6/1.el9/data/logs/image/x86_64");
+        .join("packages/ovirt-node-ng-image-update/4.5.6/1.el9/data/logs/image/x86_64");
     for name in [
         "nodeimg.log",
         "ovirt-node-ng-image.ks.log",
@@ -544,7 +611,7 @@ fn koji_builds_node_images_with_kojid_and_mock_and_serves_the_update() {
     ]);
     succeeded(&out);
     assert!(
-        koji.admin("getBuild", &["ovirt-node-ng-image-4.5.6-2.el9"])
+        koji.admin("getBuild", &["ovirt-node-ng-image-update-4.5.6-2.el9"])
             .is_null()
     );
     let scratch_dir = Path::new(koji.field("topdir")).join("scratch/releng");
@@ -583,7 +650,7 @@ fn koji_builds_node_images_with_kojid_and_mock_and_serves_the_update() {
         "{text}"
     );
     assert_eq!(
-        koji.admin("getBuild", &["ovirt-node-ng-image-4.5.6-3.el9"])["state"],
+        koji.admin("getBuild", &["ovirt-node-ng-image-update-4.5.6-3.el9"])["state"],
         3,
         "FAILED"
     );
@@ -615,7 +682,11 @@ fn koji_builds_node_images_with_kojid_and_mock_and_serves_the_update() {
     let imported = json_out(&import(&koji, &out_dir, &["--tag", "node-candidate"]));
     let update_nvr = "ovirt-node-ng-image-update-4.5.6-2.el9";
     assert_eq!(imported["nvr"], update_nvr);
-    assert_eq!(koji.admin("getBuild", &[update_nvr])["state"], 1);
+    let cg_build = koji.admin("getBuild", &[update_nvr]);
+    assert_eq!(cg_build["state"], 1);
+    // One name for a release, whichever way it reached koji.
+    assert_eq!(cg_build["package_name"], build["package_name"]);
+    assert_eq!(cg_build["package_name"], "ovirt-node-ng-image-update");
     let cg_image = &koji.admin(
         "listArchives",
         &[&imported["build_id"].to_string(), "--kwarg", "type=image"],
@@ -670,4 +741,14 @@ fn koji_builds_node_images_with_kojid_and_mock_and_serves_the_update() {
     let now = common::node::installed(&node_root);
     assert!(now.contains(&update_nvr.to_owned()), "{now:?}");
     assert!(!now.iter().any(|p| p.contains("placeholder")), "{now:?}");
+    let arch_of = |root: &Path| {
+        let out = common::run(Command::new("rpm").arg("--root").arg(root).args([
+            "-q",
+            "--qf",
+            "%{ARCH}",
+            "ovirt-node-ng-image-update",
+        ]));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert_eq!(arch_of(&node_root), "x86_64");
 }

@@ -629,6 +629,7 @@ fn the_large_file_layout_is_one_rpm_installs() {
     let package = update::Update {
         version: "4.5.6".into(),
         release: "1.el9".into(),
+        arch: "noarch".into(),
         image: image.clone(),
         product_img: Some(product.clone()),
         imgbased: update::DEFAULT_IMGBASED.into(),

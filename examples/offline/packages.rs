@@ -70,10 +70,11 @@ pub fn build(top: &Path, p: &Pkg) -> Result<PathBuf> {
         &spec,
         format!(
             "Name: {name}\nVersion: 1.0\nRelease: 1\nSummary: nodeimg example package {name}\nLicense: MIT\n\
-             BuildArch: {arch}\nAutoReqProv: no\n{preamble}\n%description\nMade by nodeimg's examples/offline/packages.rs.\n\
+             {arch}AutoReqProv: no\n{preamble}\n%description\nMade by nodeimg's examples/offline/packages.rs.\n\
              %install\nB=%{{buildroot}}\n{install}\n%files\n{files}\n{scripts}\n",
             name = p.name,
-            arch = p.arch,
+            // An arch-specific package takes rpmbuild's --target (below).
+            arch = if p.arch == "noarch" { "BuildArch: noarch\n" } else { "" },
             preamble = p.preamble,
             install = p.install,
             files = p.files,
@@ -81,8 +82,14 @@ pub fn build(top: &Path, p: &Pkg) -> Result<PathBuf> {
         ),
     )
     .with_context(|| format!("writing {}", spec.display()))?;
-    run(Command::new("rpmbuild")
-        .args(["-bb", "--quiet", "--define"])
+    // --target: the host's arch, or another it runs natively (i686 on x86_64).
+    let mut rpmbuild = Command::new("rpmbuild");
+    rpmbuild.args(["-bb", "--quiet"]);
+    if p.arch != "noarch" {
+        rpmbuild.args(["--target", &p.arch]);
+    }
+    run(rpmbuild
+        .arg("--define")
         .arg(format!("_topdir {}", top.display()))
         .arg(&spec))?;
     let rpm = top

@@ -37,7 +37,7 @@ image=$(ls "$out"/*.liveimg.squashfs)
 
 echo "==> the upgrade path"
 mkdir -p "$work/updates" "$work/node"
-cp "$out"/ovirt-node-ng-image-update-*.noarch.rpm "$work/updates/"
+cp "$out"/ovirt-node-ng-image-update-[0-9]*.rpm "$work/updates/"
 createrepo_c --quiet "$work/updates"
 unshare --mount --propagation private -- \
     "$here/upgrade.sh" "$work/node" "file://$work/repo" 4.5.5-1.el9 "file://$work/updates"

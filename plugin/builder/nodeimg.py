@@ -1,10 +1,15 @@
 # koji builder plugin: the nodeImageBuild parent task and its createNodeImage children.
 #
-# The parent reserves the build (host.initImageBuild), starts one createNodeImage task
-# per arch, waits, and imports the results with host.completeImageBuild: per arch the
-# image (NAME-V-R.ARCH.liveimg.squashfs, archive type liveimg-squashfs, with its arch),
-# the packages inside it (rpmlist, from the image's rpmdb), the logs, and the update
-# RPM with its source package (rpmresults, imported as koji's wrapper-RPM results are).
+# The parent reserves the build (host.initImageBuild) under the release's one name,
+# ovirt-node-ng-image-update-V-R (the update package's, as `nodeimg koji import`
+# names it), starts one createNodeImage task per arch, waits, and imports the results
+# with host.completeImageBuild: per arch the image (NAME-V-R.ARCH.liveimg.squashfs,
+# archive type liveimg-squashfs, with its arch), the packages inside it (rpmlist,
+# from the image's rpmdb), the logs, and the update RPM of that arch; with them one
+# source package (rpmresults, imported as koji's wrapper-RPM results are). A build
+# has one source package: with several arches, the first arch's is the build's, and
+# the parent gathers it and every arch's update RPM into its own task directory,
+# which is where the hub imports one rpmresults from.
 # A failing child fails the build (host.failBuild); a tagBuild task follows unless
 # skip_tag or scratch.
 #
@@ -39,6 +44,9 @@ DEFAULTS = {
     "log_interval": "5",
 }
 BACKENDS = ("lmc", "dnf")
+# One name for a Node release, whichever way it reaches koji: the update package's
+# (nodeimg's UPDATE_NAME; `nodeimg koji import` names its builds after it too).
+RELEASE_NAME = "ovirt-node-ng-image-update"
 
 
 def read_config(path=None):
@@ -73,7 +81,8 @@ def repo_options(opts, repo_info, target_info, arch, topurl):
     else:
         path_info = koji.PathInfo(topdir=topurl)
         tag_name = target_info["build_tag_name"]
-        url = "%s/%s" % (path_info.repo(repo_info["id"], tag_name), arch)
+        # koji names a repository's arch folders by canonArch (i686 → i386).
+        url = "%s/%s" % (path_info.repo(repo_info["id"], tag_name), koji.canonArch(arch))
         urls = [("koji-%s-%d" % (tag_name, repo_info["id"]), url)]
     args = ["--replace-repos", "--post-repos"]
     install_tree = opts.get("install_tree_url")
@@ -125,11 +134,11 @@ class NodeImageBuildTask(BuildImageTask):
                 raise koji.BuildError("arch %s is not in build tag %s (%s)"
                                       % (arch, target_info["build_tag_name"], " ".join(tag_arches)))
         release = opts.get("release") or self.session.getNextRelease(
-            {"name": name, "version": version})
+            {"name": RELEASE_NAME, "version": version})
         scratch = bool(opts.get("scratch"))
         bld_info = None
         if not scratch:
-            bld_info = self.initImageBuild(name, version, release, target_info, opts)
+            bld_info = self.initImageBuild(RELEASE_NAME, version, release, target_info, opts)
         try:
             children = {}
             for arch in arches:
@@ -143,14 +152,16 @@ class NodeImageBuildTask(BuildImageTask):
             results = self.wait(list(children.values()), all=True, failany=True,
                                 canfail=canfail)
             imgdata = {}
-            for task_id, result in results.items():
+            for arch in arches:
+                result = results[children[arch]]
                 if isinstance(result, dict) and "faultCode" in result:
-                    self.logger.warning("optional task %s failed: %s", task_id,
-                                        result.get("faultString"))
+                    self.logger.warning("optional arch %s (task %s) failed: %s", arch,
+                                        children[arch], result.get("faultString"))
                     continue
-                imgdata[str(task_id)] = result
+                imgdata[str(children[arch])] = result
             if not imgdata:
                 raise koji.BuildError("no arch produced an image")
+            self.gather_rpm_results(list(imgdata.values()))
             if scratch:
                 self.session.host.moveImageBuildToScratch(self.id, imgdata)
             else:
@@ -169,6 +180,27 @@ class NodeImageBuildTask(BuildImageTask):
             self.wait(tag_task)
         return {"build_id": bld_info["id"] if bld_info else None,
                 "images": sorted(f for r in imgdata.values() for f in r["files"])}
+
+
+    def gather_rpm_results(self, results):
+        """One rpmresults for the build: a build has one source package, and the hub
+        imports each rpmresults' source package and RPMs from the one task directory
+        it names. With one arch, the child's stands. With several, the first arch's
+        source package and every arch's update RPM are uploaded into this task's
+        directory, and the first arch's result carries them (RESULTS in arch order)."""
+        if len(results) < 2:
+            return
+        first = results[0]["rpmresults"]
+        gathered = dict(first, task_id=self.id, rpms=[], logs=[])
+        for result in results:
+            rpm_results = result.pop("rpmresults")
+            task_dir = koji.pathinfo.taskrelpath(rpm_results["task_id"])
+            for rpm in rpm_results["rpms"]:
+                self.uploadFile(self.localPath("work/%s/%s" % (task_dir, rpm)))
+                gathered["rpms"].append(rpm)
+        task_dir = koji.pathinfo.taskrelpath(first["task_id"])
+        self.uploadFile(self.localPath("work/%s/%s" % (task_dir, first["srpm"])))
+        results[0]["rpmresults"] = gathered
 
 
 class LogStreamer(threading.Thread):
@@ -325,7 +357,7 @@ class NodeImageCreateTask(BaseBuildTask):
         srpm_within = os.path.join(within, self.SRPMDIR)
         spec_cmd = [config["nodeimg"], "rpm", "spec", "--image",
                     os.path.join(out_within, image[0]), "--version", version,
-                    "--release", release, "-o", srpm_within]
+                    "--release", release, "--arch", imgdata["arch"], "-o", srpm_within]
         rpmbuild = ["rpmbuild", "-bs", "--define", "_sourcedir %s" % out_within,
                     "--define", "_srcrpmdir %s" % srpm_within,
                     os.path.join(srpm_within, "ovirt-node-ng-image-update.spec")]

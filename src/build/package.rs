@@ -33,6 +33,8 @@ pub fn update_rpm(ctx: &Ctx, image: &NamedImage) -> Result<writer::Written> {
     let package = update::Update {
         version: image.vr.version.clone(),
         release: image.vr.release.clone(),
+        // What the tree was installed for, which the image is named after too.
+        arch: o.arch.clone(),
         image: ctx.staging.path(&image.file),
         product_img: None,
         imgbased: o.imgbased.clone(),

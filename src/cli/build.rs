@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::Args;
 
 use super::image::ImageArgs;
@@ -170,6 +170,8 @@ fn parse_url(url: &str) -> Result<String> {
 }
 
 pub(super) fn build_cmd(args: BuildArgs) -> Result<ExitCode> {
+    // It names the image file and the update RPM: checked before any work starts.
+    crate::nevra::check_arch(&args.image.arch).context("--arch")?;
     let options = crate::build::BuildOptions {
         kickstart: args.kickstart,
         outdir: args.output,

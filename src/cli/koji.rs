@@ -18,7 +18,7 @@ use crate::koji::session::Session;
 #[command(after_help = "\
 Example:
   nodeimg koji import out/ --profile koji --cg nodeimg --tag ovirt-4.5-el9-candidate
-  nodeimg koji upload out/ovirt-node-ng-image-update-4.5.6-1.el9.noarch.rpm --path nodeimg/test
+  nodeimg koji upload out/ovirt-node-ng-image-update-4.5.6-1.el9.x86_64.rpm --path nodeimg/test
   nodeimg koji call getBuild ovirt-node-ng-image-update-4.5.6-1.el9
   nodeimg koji refund out/ --profile koji
   kinit releng@FEDORAPROJECT.ORG && nodeimg koji call getLoggedInUser -p fedora")]

@@ -24,7 +24,7 @@ pub enum RpmCommand {
     Spec(RpmSpecArgs),
 }
 
-/// Write ovirt-node-ng-image-update-V-R.noarch.rpm, the package that upgrades a Node.
+/// Write ovirt-node-ng-image-update-V-R.ARCH.rpm, the package that upgrades a Node.
 ///
 /// The package carries the image at
 /// /usr/share/ovirt-node-ng-image-update/image/ovirt-node-ng-image-update-V-R.squashfs.img,
@@ -94,6 +94,12 @@ pub struct UpdateArgs {
     #[arg(long, default_value = update::DEFAULT_IMGBASED, value_name = "V")]
     pub imgbased: String,
 
+    /// The package's architecture: the image's (default: the arch its arch-specific
+    /// packages share; noarch when it has none). A Node of another arch cannot
+    /// install it.
+    #[arg(long, value_name = "ARCH")]
+    pub arch: Option<String>,
+
     /// Scratch space for the copy of the image's rpmdb that is read.
     #[arg(long, env = WORKDIR_ENV, default_value = DEFAULT_WORKDIR, value_name = "DIR")]
     pub workdir: PathBuf,
@@ -116,9 +122,14 @@ impl UpdateArgs {
                 product_img.display()
             );
         }
+        let arch = match &self.arch {
+            Some(arch) => arch.clone(),
+            None => update::image_arch(&inspection),
+        };
         Ok(update::Update {
             version: vr.version,
             release: vr.release,
+            arch,
             image: self.image.clone(),
             product_img: self.product_img.clone(),
             imgbased: self.imgbased.clone(),

@@ -284,7 +284,12 @@ fn metadata(
                 }
                 Kind::Rpm => {
                     o["type"] = json!("rpm");
-                    o["arch"] = json!("noarch");
+                    // N-V-R.ARCH.rpm: the image's arch, or noarch (older builds).
+                    let rpm_arch = name
+                        .strip_suffix(".rpm")
+                        .and_then(|n| n.rsplit_once('.'))
+                        .map_or("noarch", |(_, a)| a);
+                    o["arch"] = json!(rpm_arch);
                 }
                 Kind::Log => {
                     o["type"] = json!("log");

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, ensure};
 
 use super::writer::{Content, Dependency, FileEntry, PackageSpec, sense};
-use crate::nevra::{VersionRelease, check_evr_part};
+use crate::nevra::{VersionRelease, check_arch, check_evr_part};
 
 pub const UPDATE_NAME: &str = "ovirt-node-ng-image-update";
 pub use crate::image::PLACEHOLDER as PLACEHOLDER_NAME;
@@ -35,6 +35,10 @@ const SPEC_TEMPLATE: &str = include_str!("../../spec/ovirt-node-ng-image-update.
 pub struct Update {
     pub version: String,
     pub release: String,
+    /// The image's architecture, which the package takes: a Node of another arch
+    /// cannot install it (`noarch` only for an image that holds no arch-specific
+    /// package).
+    pub arch: String,
     pub image: PathBuf,
     pub product_img: Option<PathBuf>,
     /// The lowest imgbased version required.
@@ -46,6 +50,7 @@ impl Update {
         check_evr_part("version", &self.version)?;
         check_evr_part("release", &self.release)?;
         check_evr_part("imgbased version", &self.imgbased)?;
+        check_arch(&self.arch)?;
         Ok(())
     }
 
@@ -94,6 +99,7 @@ impl Update {
             name: UPDATE_NAME.to_owned(),
             version: self.version.clone(),
             release: self.release.clone(),
+            arch: self.arch.clone(),
             summary: SUMMARY.to_owned(),
             description: DESCRIPTION.to_owned(),
             license: LICENSE.to_owned(),
@@ -117,6 +123,16 @@ impl Update {
         })
     }
 
+    /// The spec's arch: `BuildArch: noarch`, else `ExclusiveArch: ARCH` (the package
+    /// takes the arch of the machine rpmbuild builds for, which must be the image's).
+    fn arch_line(&self) -> String {
+        if self.arch == "noarch" {
+            "BuildArch: noarch".to_owned()
+        } else {
+            format!("ExclusiveArch: {}", self.arch)
+        }
+    }
+
     /// The spec for rpmbuild, with the image (and product.img) as sources found in
     /// `_sourcedir` under their own file names.
     pub fn spec(&self) -> Result<String> {
@@ -138,6 +154,7 @@ impl Update {
             ("@URL@", URL),
             ("@IMAGE_SOURCE@", source),
             ("@IMGBASED@", self.imgbased.as_str()),
+            ("@ARCH@", &self.arch_line()),
             (
                 "@WITH_PRODUCT_IMG@",
                 if self.product_img.is_some() { "1" } else { "0" },
@@ -158,6 +175,22 @@ impl Update {
         );
         Ok(spec)
     }
+}
+
+/// The architecture of the image `report` inspected: the one its arch-specific
+/// packages share (rpm's own `i686` and the like), `noarch` when it has none. Images
+/// whose packages name several arches (multilib) take the most common one.
+pub fn image_arch(report: &crate::image::Inspection) -> String {
+    let mut counts: std::collections::BTreeMap<&str, usize> = Default::default();
+    for package in &report.packages {
+        if package.arch != "noarch" && check_arch(&package.arch).is_ok() {
+            *counts.entry(package.arch.as_str()).or_default() += 1;
+        }
+    }
+    counts
+        .into_iter()
+        .max_by_key(|(_, n)| *n)
+        .map_or_else(|| "noarch".to_owned(), |(arch, _)| arch.to_owned())
 }
 
 /// The image's file name as a spec `Source:` line can hold it.
@@ -250,6 +283,7 @@ pub fn placeholder(version: &str, release: &str) -> Result<PackageSpec> {
         name: PLACEHOLDER_NAME.to_owned(),
         version: version.to_owned(),
         release: release.to_owned(),
+        arch: "noarch".to_owned(),
         summary: "Placeholder for the oVirt Node image update".to_owned(),
         description: format!(
             "Installed in the oVirt Node image so that {UPDATE_NAME}, which obsoletes it, \
@@ -274,6 +308,7 @@ mod tests {
         Update {
             version: "4.5.6".into(),
             release: "1.el9".into(),
+            arch: "x86_64".into(),
             image: PathBuf::from("/x/ovirt-node-ng-image.squashfs.img"),
             product_img: None,
             imgbased: DEFAULT_IMGBASED.into(),
@@ -289,6 +324,10 @@ mod tests {
             "image=\"/usr/share/ovirt-node-ng-image-update/image/ovirt-node-ng-image-update-4.5.6-1.el9.squashfs.img\""
         ));
         assert!(spec.contains("%global with_product_img 0\n"));
+        assert!(spec.contains("\nExclusiveArch: x86_64\n") && !spec.contains("BuildArch"));
+        let mut noarch = update();
+        noarch.arch = "noarch".into();
+        assert!(noarch.spec().unwrap().contains("\nBuildArch: noarch\n"));
         assert!(!spec.contains('@'));
     }
 
@@ -332,6 +371,11 @@ mod tests {
             u.release = release.into();
             assert!(u.package().is_err(), "{version:?} {release:?}");
             assert!(u.spec().is_err());
+        }
+        for arch in ["", "x86-64", "X86_64", "i686\nRequires: x"] {
+            let mut u = update();
+            u.arch = arch.into();
+            assert!(u.package().is_err() && u.spec().is_err(), "{arch:?}");
         }
         let mut u = update();
         u.image = PathBuf::from("/x/my image.img");

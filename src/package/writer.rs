@@ -97,6 +97,8 @@ pub struct PackageSpec {
     pub name: String,
     pub version: String,
     pub release: String,
+    /// `noarch`, or the architecture the package is for (checked by `check_arch`).
+    pub arch: String,
     pub summary: String,
     pub description: String,
     pub license: String,
@@ -118,7 +120,7 @@ impl PackageSpec {
 
     /// The file name rpmbuild would give it.
     pub fn file_name(&self) -> String {
-        format!("{}.noarch.rpm", self.nvr())
+        format!("{}.{}.rpm", self.nvr(), self.arch)
     }
 }
 
@@ -203,7 +205,7 @@ enum Segment {
     File { index: usize, size: u64 },
 }
 
-/// Write `spec` as `DIR/N-V-R.noarch.rpm`. Refuses to replace an existing package
+/// Write `spec` as `DIR/N-V-R.ARCH.rpm`. Refuses to replace an existing package
 /// unless `overwrite`.
 pub fn write(spec: &PackageSpec, info: &BuildInfo, dir: &Path, overwrite: bool) -> Result<Written> {
     validate(spec)?;
@@ -320,6 +322,7 @@ fn validate(spec: &PackageSpec) -> Result<()> {
     check_name(&spec.name)?;
     check_evr_part("version", &spec.version)?;
     check_evr_part("release", &spec.release)?;
+    crate::nevra::check_arch(&spec.arch)?;
     for file in &spec.files {
         validate_path(&file.path)?;
     }
@@ -656,7 +659,7 @@ fn int32(tag: IndexTag, values: Vec<u32>) -> HeaderEntry {
     HeaderEntry::new(tag as u32, IndexData::Int32(values))
 }
 
-/// The main header's bytes, tags as rpmbuild 4.18 writes them for a noarch package.
+/// The main header's bytes, tags as rpmbuild 4.18 writes them.
 fn main_header(
     spec: &PackageSpec,
     info: &BuildInfo,
@@ -705,7 +708,7 @@ fn main_header(
         string(RPMTAG_LICENSE, &spec.license),
         i18n(RPMTAG_GROUP, "Unspecified"),
         string(RPMTAG_OS, "linux"),
-        string(RPMTAG_ARCH, "noarch"),
+        string(RPMTAG_ARCH, &spec.arch),
         string(RPMTAG_SOURCERPM, &format!("{}.src.rpm", spec.nvr())),
         string(
             RPMTAG_RPMVERSION,
@@ -942,7 +945,7 @@ fn verify(path: &Path, spec: &PackageSpec, expected_size: u64) -> Result<()> {
         .with_context(|| format!("verifying the header digests of {}", path.display()))?;
     let nevra = metadata.get_nevra()?;
     ensure!(
-        nevra.nvra() == format!("{}.noarch", spec.nvr()),
+        nevra.nvra() == format!("{}.{}", spec.nvr(), spec.arch),
         "{} reads back as {}",
         path.display(),
         nevra.nvra()

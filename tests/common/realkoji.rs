@@ -119,7 +119,9 @@ impl Drop for RealKoji {
         // End of input: the harness stops kojid, the hub and the database and removes
         // its tree; it is killed only when it does not manage that in time.
         drop(self.stdin.take());
-        let deadline = Instant::now() + Duration::from_secs(60);
+        // A farm stops kojira, two kojid hosts (15 s each at most), httpd and the
+        // database.
+        let deadline = Instant::now() + Duration::from_secs(120);
         while self.child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(100));
         }

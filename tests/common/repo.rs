@@ -133,7 +133,7 @@ pub struct Repos {
 }
 
 /// What the tree's busybox answers to.
-const APPLETS: &str =
+pub const APPLETS: &str =
     "sh cat echo ls mkdir touch id grep test [ ln rm chmod stat readlink cut head wc sleep env";
 
 /// Build the repositories once per test binary.

@@ -83,7 +83,7 @@ class FakeBuildRoot:
             f.write("lmc\n")
         arch = cmd[cmd.index("--arch") + 1]
         files = ["ovirt-node-ng-image-4.5.6-1.el9.%s.liveimg.squashfs" % arch,
-                 "ovirt-node-ng-image-update-4.5.6-1.el9.noarch.rpm",
+                 "ovirt-node-ng-image-update-4.5.6-1.el9.%s.rpm" % arch,
                  "ovirt-node-ng-image.ks", "ovirt-node-ng-image.manifest-rpm"]
         kinds = ["image", "update-rpm", "kickstart", "manifest-rpm"]
         for name in files:
@@ -182,7 +182,8 @@ def test_the_child_runs_nodeimg_in_the_buildroot_and_returns_imgdata(builder, op
         ["--cwd", "/chroot_tmpdir", "--chroot", "--", "/usr/bin/nodeimg", "rpm", "spec",
          "--image",
          "/chroot_tmpdir/nodeimg-out/ovirt-node-ng-image-4.5.6-1.el9.x86_64.liveimg.squashfs",
-         "--version", "4.5.6", "--release", "1.el9", "-o", "/chroot_tmpdir/nodeimg-srpm"],
+         "--version", "4.5.6", "--release", "1.el9", "--arch", "x86_64",
+         "-o", "/chroot_tmpdir/nodeimg-srpm"],
         ["--cwd", "/chroot_tmpdir", "--chroot", "--", "rpmbuild", "-bs",
          "--define", "_sourcedir /chroot_tmpdir/nodeimg-out",
          "--define", "_srcrpmdir /chroot_tmpdir/nodeimg-srpm",
@@ -197,7 +198,7 @@ def test_the_child_runs_nodeimg_in_the_buildroot_and_returns_imgdata(builder, op
                          "ovirt-node-ng-image.manifest-rpm", "build.json",
                          "ovirt-node-ng-image-4.5.6-1.el9.x86_64.liveimg.squashfs",
                          "ovirt-node-ng-image-update-4.5.6-1.el9.src.rpm",
-                         "ovirt-node-ng-image-update-4.5.6-1.el9.noarch.rpm"]
+                         "ovirt-node-ng-image-update-4.5.6-1.el9.x86_64.rpm"]
     # nodeimg.log went up through the log streamer (incremental rawUpload).
     streamed = [c for c in session.rawUpload.call_args_list if c[0][3] == "nodeimg.log"]
     assert streamed and streamed[0][0][2] == upload_dir
@@ -216,7 +217,7 @@ def test_the_child_runs_nodeimg_in_the_buildroot_and_returns_imgdata(builder, op
                      "buildtime": 1764000000}],
         "rpmresults": {"task_id": 201, "buildroot_id": 88,
                        "srpm": "ovirt-node-ng-image-update-4.5.6-1.el9.src.rpm",
-                       "rpms": ["ovirt-node-ng-image-update-4.5.6-1.el9.noarch.rpm"],
+                       "rpms": ["ovirt-node-ng-image-update-4.5.6-1.el9.x86_64.rpm"],
                        "logs": [], "source": {"url": KS_UPLOADED, "source": KS_UPLOADED}},
     }
     assert broot.marked == result["rpmlist"] and broot.expired
@@ -272,12 +273,33 @@ def parent_session():
 
 def test_the_parent_reserves_runs_children_imports_and_tags(builder, options, parent_session):
     task, params = parent(builder, parent_session, options)
-    imgdata = {1001: {"arch": "x86_64", "files": ["a.x86_64.liveimg.squashfs"]},
-               1002: {"arch": "aarch64", "files": ["a.aarch64.liveimg.squashfs"]}}
+    def rpm_results(task_id, arch):
+        return {"task_id": task_id, "buildroot_id": task_id + 10, "srpm": "u-1-2.src.rpm",
+                "rpms": ["u-1-2.%s.rpm" % arch], "logs": [], "source": {}}
+    imgdata = {1001: {"arch": "x86_64", "files": ["a.x86_64.liveimg.squashfs"],
+                      "rpmresults": rpm_results(1001, "x86_64")},
+               1002: {"arch": "aarch64", "files": ["a.aarch64.liveimg.squashfs"],
+                      "rpmresults": rpm_results(1002, "aarch64")}}
     task.wait = mock.Mock(side_effect=[imgdata, {1003: None}])
+    task.localPath = lambda relpath: "/local/" + relpath
+    task.uploadFile = mock.Mock()
     result = task.handler(*params)
+    # The build is named after the update package, as `nodeimg koji import` names it.
+    parent_session.getNextRelease.assert_called_once_with(
+        {"name": "ovirt-node-ng-image-update", "version": "4.5.6"})
     parent_session.host.initImageBuild.assert_called_once_with(
-        100, {"name": "ovirt-node-ng-image", "version": "4.5.6", "release": "2.el9", "epoch": 0})
+        100, {"name": "ovirt-node-ng-image-update", "version": "4.5.6", "release": "2.el9",
+              "epoch": 0})
+    # One source package for the build: the first arch's, gathered with every arch's
+    # update RPM into the parent's task directory, which the first arch's result names.
+    assert [c[0][0] for c in task.uploadFile.call_args_list] == [
+        "/local/work/tasks/1001/1001/u-1-2.x86_64.rpm",
+        "/local/work/tasks/1002/1002/u-1-2.aarch64.rpm",
+        "/local/work/tasks/1001/1001/u-1-2.src.rpm"]
+    assert imgdata[1001]["rpmresults"] == {
+        "task_id": 100, "buildroot_id": 1011, "srpm": "u-1-2.src.rpm",
+        "rpms": ["u-1-2.x86_64.rpm", "u-1-2.aarch64.rpm"], "logs": [], "source": {}}
+    assert "rpmresults" not in imgdata[1002]
     calls = parent_session.host.subtask.call_args_list
     assert [c[1]["method"] for c in calls] == ["createNodeImage", "createNodeImage", "tagBuild"]
     assert calls[0][1]["arglist"] == ["ovirt-node-ng-image", "4.5.6", "2.el9", "x86_64",

@@ -8,6 +8,10 @@ every shared library their ELF files need (per ldd), and the merged-/usr links. 
 built with the real rpmbuild, imported into koji, and installed by mock with the real
 dnf, exactly as a build farm's packages would be.
 
+The arch-specific packages are built once for each arch asked for (`rpmbuild
+--target`): an x86_64 host's files serve its i686 buildroot too, as an x86_64 builder
+runs i686 builds natively.
+
     python buildroot.py OUTDIR NODEIMG-BINARY   → OUTDIR/*.rpm
 """
 
@@ -140,8 +144,8 @@ def usable(path):
         ("/proc", "/sys", "/dev", "/home", "/root", "/tmp", "/var/tmp"))
 
 
-def rpmbuild(top, name, preamble, install, files, version="1.0", release="1"):
-    """A package built by rpmbuild with an uncompressed payload and no scripts."""
+def rpmbuild(top, name, preamble, install, files, version="1.0", release="1", arch=ARCH):
+    """A package built by rpmbuild for ARCH (unless noarch) with no scripts."""
     os.makedirs(os.path.join(top, "SPECS"), exist_ok=True)
     filelist = os.path.join(top, "%s.files" % name)
     with open(filelist, "w") as f:
@@ -153,15 +157,16 @@ def rpmbuild(top, name, preamble, install, files, version="1.0", release="1"):
                 "%%description\nHost files wrapped for a test buildroot.\n"
                 "%%install\n%s\n%%files -f %s\n"
                 % (name, version, release, preamble, install, filelist))
-    subprocess.run(["rpmbuild", "-bb", "--quiet", "--nodeps",
+    if "BuildArch: noarch" in preamble:
+        arch = "noarch"
+    subprocess.run(["rpmbuild", "-bb", "--quiet", "--nodeps", "--target", arch,
                     "--define", "_topdir %s" % top,
                     "--define", "_binary_payload w2.gzdio",
                     "--define", "__os_install_post %{nil}",
                     "--define", "debug_package %{nil}",
                     "--define", "_build_id_links none",
                     "--define", "_buildhost nodeimg-tests",
-                    spec], check=True)
-    arch = "noarch" if "BuildArch: noarch" in preamble else ARCH
+                    spec], check=True, stdout=sys.stderr)
     return os.path.join(top, "RPMS", arch, "%s-%s-%s.%s.rpm" % (name, version, release, arch))
 
 
@@ -172,7 +177,7 @@ def copy_install(paths):
             "cp -a \"$p\" \"%%{buildroot}$p\"; done <<'NODEIMG_EOF'\n%s\nNODEIMG_EOF" % listing)
 
 
-def make(out, nodeimg_binary, nodeimg_version):
+def make(out, nodeimg_binary, nodeimg_version, arches=(ARCH,)):
     top = os.path.join(out, "rpmbuild")
     rpms = []
     # The merged-/usr layout and a minimal account database for mock's build user.
@@ -194,13 +199,14 @@ def make(out, nodeimg_binary, nodeimg_version):
                          fs_files))
     files = [p for p in host_files() if p not in ("/etc/passwd", "/etc/group",
                                                    "/etc/shadow", "/etc/gshadow")]
-    rpms.append(rpmbuild(top, "br-host",
-                         "Requires: br-filesystem\nProvides: rpm-build\nProvides: /bin/sh",
-                         copy_install(files), files))
     # nodeimg itself, the binary under test.
     nodeimg_install = "install -D -m 0755 %s %%{buildroot}/usr/bin/nodeimg" % nodeimg_binary
-    rpms.append(rpmbuild(top, "nodeimg", "Requires: br-host", nodeimg_install,
-                         ["/usr/bin/nodeimg"], version=nodeimg_version))
+    for arch in arches:
+        rpms.append(rpmbuild(top, "br-host",
+                             "Requires: br-filesystem\nProvides: rpm-build\nProvides: /bin/sh",
+                             copy_install(files), files, arch=arch))
+        rpms.append(rpmbuild(top, "nodeimg", "Requires: br-host", nodeimg_install,
+                             ["/usr/bin/nodeimg"], version=nodeimg_version, arch=arch))
     return rpms
 
 

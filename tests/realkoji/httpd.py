@@ -1,4 +1,11 @@
-"""A real httpd in front of the real hub for the Kerberos tests: Apache with mod_ssl
+"""Apache httpd for the real-koji tests, two ways.
+
+`Hub`: the hub as production runs it (koji's kojihub/app/httpd.conf): mod_wsgi in
+httpd's own worker processes (prefork MPM, several processes, the application in the
+global group), `/kojihub` the WSGI application from koji's source, `/kojifiles` koji's
+topdir as static files (kojid's topurl, dnf's baseurl, kojira's repositories).
+
+`Httpd`: in front of the real hub for the Kerberos tests: Apache with mod_ssl
 and mod_auth_gssapi, configured as koji's own kojihub/app/httpd.conf says for GSSAPI
 (`<Location /kojihub/ssllogin>`: AuthType GSSAPI, GssapiCredStore keytab:…, Require
 valid-user), and mod_proxy passing the requests to the hub (hubserver.py) with the
@@ -18,6 +25,8 @@ import secrets
 import shutil
 import subprocess
 
+HUB_MODULES = ["mpm_prefork", "authz_core", "log_config", "alias", "mime", "dir",
+               "autoindex", "env", "wsgi"]
 MODULES = ["mpm_event", "authn_core", "authz_core", "authz_user", "log_config", "ssl",
            "socache_shmcb", "headers", "proxy", "proxy_http", "auth_gssapi"]
 
@@ -29,11 +38,89 @@ def binary():
     raise RuntimeError("Apache is not installed (Debian: apache2 libapache2-mod-auth-gssapi)")
 
 
-def module_dir():
+def module_dir(module="auth_gssapi", package="libapache2-mod-auth-gssapi"):
     for path in ("/usr/lib/apache2/modules", "/usr/lib64/httpd/modules"):
-        if os.path.exists(os.path.join(path, "mod_auth_gssapi.so")):
+        if os.path.exists(os.path.join(path, "mod_%s.so" % module)):
             return path
-    raise RuntimeError("mod_auth_gssapi is not installed (Debian: libapache2-mod-auth-gssapi)")
+    raise RuntimeError("mod_%s is not installed (Debian: %s)" % (module, package))
+
+
+def load_modules(f, names, modules):
+    """LoadModule lines for the modules httpd was not built with."""
+    built_in = subprocess.run([binary(), "-l"], stdout=subprocess.PIPE, text=True,
+                              check=True).stdout
+    for name in names:
+        if "mod_%s.c" % name not in built_in:
+            f.write("LoadModule %s_module %s/mod_%s.so\n" % (name, modules, name))
+
+
+def check_and_start(conf, env, log):
+    """Check the configuration, then start httpd in the foreground: its process."""
+    check = subprocess.run([binary(), "-f", conf, "-t"], env=env, stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, text=True)
+    if check.returncode != 0:
+        raise RuntimeError("httpd -t: %s" % check.stdout)
+    return subprocess.Popen([binary(), "-f", conf, "-DFOREGROUND"], env=env,
+                            stdout=open(log, "a"), stderr=subprocess.STDOUT)
+
+
+# The WSGI script: koji's own application from its source (ahead of any koji the
+# Python environment has installed), as koji's kojiapp.py imports it.
+WSGI_SCRIPT = """import sys
+sys.path.insert(0, %r)
+from kojihub.kojixmlrpc import application
+"""
+
+
+class Hub:
+    """httpd serving the hub with mod_wsgi in PROCESSES worker processes, and the
+    topdir, on 127.0.0.1:PORT. The workers run as the web server's user, which owns
+    the topdir, as on a production hub."""
+
+    def __init__(self, root, port, kojisrc, hub_conf, topdir, venv, log, processes=4):
+        self.root, self.port, self.log = root, port, log
+        os.makedirs(root, exist_ok=True)
+        worker = user()
+        for directory, _, names in os.walk(topdir):
+            shutil.chown(directory, worker, worker)
+            for name in names:
+                shutil.chown(os.path.join(directory, name), worker, worker)
+        script = os.path.join(root, "kojiapp.py")
+        with open(script, "w") as f:
+            f.write(WSGI_SCRIPT % kojisrc)
+        self.conf = os.path.join(root, "httpd.conf")
+        with open(self.conf, "w") as f:
+            f.write("ServerRoot %s\nPidFile %s/httpd.pid\nDefaultRuntimeDir %s\n"
+                    "Mutex file:%s default\nListen 127.0.0.1:%d\nServerName localhost\n"
+                    "User %s\nGroup %s\n" % (root, root, root, root, port, worker, worker))
+            load_modules(f, HUB_MODULES, module_dir("wsgi", "libapache2-mod-wsgi-py3"))
+            f.write("TypesConfig /etc/mime.types\n" if os.path.exists("/etc/mime.types")
+                    else "")
+            f.write("ErrorLog %s\nLogLevel warn\n"
+                    "LogFormat \"%%h %%P \\\"%%r\\\" %%>s %%D\" short\nCustomLog %s short\n"
+                    % (log, log))
+            # Several processes, each with the hub: no request waits on another.
+            f.write("StartServers %d\nMinSpareServers %d\nMaxSpareServers %d\n"
+                    "MaxRequestWorkers %d\nMaxConnectionsPerChild 1000\n"
+                    "Timeout 600\nLimitRequestBody 0\n"
+                    % (processes, processes, processes * 2, processes * 4))
+            # The venv's Python (jsonschema for nodeimg's hub plugin; the system's rpm
+            # bindings through --system-site-packages).
+            f.write("WSGIPythonHome %s\n" % venv)
+            f.write("Alias /kojihub %s\n<Directory \"%s\">\n    Options ExecCGI\n"
+                    "    SetHandler wsgi-script\n    WSGIApplicationGroup %%{GLOBAL}\n"
+                    "    WSGIScriptReloading Off\n    Require all granted\n"
+                    "    SetEnv koji.hub.ConfigFile %s\n"
+                    "    SetEnv koji.hub.ConfigDir %s\n</Directory>\n"
+                    % (script, root, hub_conf, os.path.join(os.path.dirname(hub_conf),
+                                                          "hub.conf.d")))
+            f.write("Alias /kojifiles \"%s/\"\n<Directory \"%s\">\n"
+                    "    Options Indexes SymLinksIfOwnerMatch\n    AllowOverride None\n"
+                    "    IndexOptions +NameWidth=*\n    Require all granted\n</Directory>\n"
+                    % (topdir, topdir))
+
+    def start(self):
+        return check_and_start(self.conf, None, self.log)
 
 
 def user():
@@ -57,9 +144,6 @@ class Httpd:
         # httpd's workers read the keytab, as on a production hub.
         shutil.chown(keytab, group=worker)
         os.chmod(keytab, 0o640)
-        modules = module_dir()
-        built_in = subprocess.run([binary(), "-l"], stdout=subprocess.PIPE, text=True,
-                                  check=True).stdout
         gssapi = ("    AuthType GSSAPI\n    AuthName \"GSSAPI Single Sign On Login\"\n"
                   "    GssapiCredStore keytab:%s\n    Require valid-user\n"
                   "    RequestHeader set X-Koji-Remote-User expr=%%{REMOTE_USER}\n" % keytab)
@@ -68,10 +152,7 @@ class Httpd:
             f.write("ServerRoot %s\nPidFile %s/httpd.pid\nDefaultRuntimeDir %s\n"
                     "Mutex file:%s default\nListen 127.0.0.1:%d\nServerName localhost\n"
                     "User %s\nGroup %s\n" % (root, root, root, root, port, worker, worker))
-            for name in MODULES:
-                if "mod_%s.c" % name in built_in:
-                    continue
-                f.write("LoadModule %s_module %s/mod_%s.so\n" % (name, modules, name))
+            load_modules(f, MODULES, module_dir())
             f.write("ErrorLog %s\nLogLevel warn auth_gssapi:info\n"
                     "LogFormat \"%%h %%u \\\"%%r\\\" %%>s\" short\nCustomLog %s short\n"
                     % (log, log))
@@ -90,12 +171,5 @@ class Httpd:
                     "    Header unset WWW-Authenticate\n</Location>\n" % gssapi)
 
     def start(self):
-        """Check the configuration, then start httpd: its process, which the caller
-        stops."""
-        check = subprocess.run([binary(), "-f", self.conf, "-t"], env=self.env,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        if check.returncode != 0:
-            raise RuntimeError("httpd -t: %s" % check.stdout)
-        return subprocess.Popen([binary(), "-f", self.conf, "-DFOREGROUND"],
-                                     env=self.env, stdout=open(self.log, "a"),
-                                     stderr=subprocess.STDOUT)
+        """httpd's process, which the caller stops."""
+        return check_and_start(self.conf, self.env, self.log)

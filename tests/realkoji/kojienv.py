@@ -1,6 +1,9 @@
-"""A real koji on this machine, for the real-koji tests: PostgreSQL from Debian, the hub
-from koji's own source (with nodeimg's hub plugin), and on request kojid (with nodeimg's
-builder plugin) and mock from their sources.
+"""A real koji on this machine, for the real-koji tests, shaped as admins run one:
+PostgreSQL from Debian; the hub from koji's own source (with nodeimg's hub plugin)
+under Apache httpd with mod_wsgi in several worker processes (httpd.Hub, as koji's
+kojihub/app/httpd.conf does it); and on request a build farm: kojira making the build
+tags' repositories from the hub's repo queue, and several kojid hosts (each with
+nodeimg's builder plugin and mock from its source, in a mount namespace of its own).
 
 Sources: $KOJI_SRC / $MOCK_SRC (a tarball or an unpacked tree), else the snapshots in
 ../shared/vendor/ beside the repository. They are unpacked into a temporary directory;
@@ -35,9 +38,16 @@ REPO = os.path.abspath(os.path.join(HERE, "..", ".."))
 VENV_PYTHON = os.path.join(REPO, ".venv", "bin", "python")
 KOJI_CLI = os.path.join(REPO, ".venv", "bin", "koji")
 ADMIN, ADMIN_PASSWORD = "kojiadmin", "admin-secret-1"
-HOST, HOST_PASSWORD = "builder1.test", "host-secret-3"
-# mock's unprivileged user and group, made inside kojid's mount namespace only.
-MOCK_UID = MOCK_GID = 9876
+HOST_PASSWORD = "host-secret-3"
+# The farm's builders: name and the arches koji gives each (an x86_64 host builds
+# i686 natively, as Fedora's builders do).
+HOSTS = [("builder1.test", ["x86_64", "i686"]), ("builder2.test", ["x86_64", "i686"])]
+KOJIRA, KOJIRA_PASSWORD = "kojira", "kojira-secret-8"
+# One name for a Node release, whichever way it reaches koji: the update package's.
+UPDATE_NAME = "ovirt-node-ng-image-update"
+# mock's group and unprivileged user: the host's own when it has them (every machine
+# with mock installed has the group), else made inside each kojid's mount namespace.
+MOCK_GROUP, MOCK_USER = "mock", "mockbuild"
 USER, USER_PASSWORD = "releng", "releng-secret-2"
 # Kerberos principals (NAME@NODEIMG.TEST): the hub's proxy (ProxyPrincipals), one the
 # hub has no user for, and a robot logging in from a keytab with short tickets.
@@ -195,7 +205,7 @@ class RealKoji:
             f.write("[hub]\nDBName = koji\nDBUser = koji\nDBHost = 127.0.0.1\n"
                     "DBPort = %d\nKojiDir = %s\nCheckClientIP = False\n"
                     "LoginCreatesUser = Off\nDisableNotifications = True\n"
-                    "LogLevel = INFO\nRunInterval = 2\n"
+                    "LogLevel = INFO\nRunInterval = 2\nRepoLag = 0\n"
                     "PluginPath = %s\nPlugins = nodeimg\n"
                     % (self.pgport, self.topdir, os.path.join(REPO, "plugin", "hub")))
             if self.kdc is not None:
@@ -206,14 +216,21 @@ class RealKoji:
         self.admin = self.session(ADMIN, ADMIN_PASSWORD)
 
     def start_hubserver(self):
+        """The hub: under httpd and mod_wsgi, or, behind the Kerberos tests' own front
+        end (which passes the principal in a header), a wsgiref server."""
         log = os.path.join(self.logs, "hub.log")
-        env = dict(os.environ, PYTHONPATH=self.kojisrc)
-        cmd = [VENV_PYTHON, os.path.join(HERE, "hubserver.py"), "--port", str(self.port),
-               "--config", self.hub_conf, "--topdir", self.topdir]
-        if self.httpd is not None:
-            cmd += ["--front-secret", self.httpd.secret]
-        self.procs["hub"] = subprocess.Popen(cmd, env=env, stdout=open(log, "a"),
-                                             stderr=subprocess.STDOUT)
+        if self.httpd is None:
+            import httpd
+            hub = httpd.Hub(os.path.join(self.root, "hub-httpd"), self.port, self.kojisrc,
+                            self.hub_conf, self.topdir, os.path.join(REPO, ".venv"), log)
+            self.procs["hub"] = hub.start()
+        else:
+            env = dict(os.environ, PYTHONPATH=self.kojisrc)
+            cmd = [VENV_PYTHON, os.path.join(HERE, "hubserver.py"), "--port", str(self.port),
+                   "--config", self.hub_conf, "--topdir", self.topdir,
+                   "--front-secret", self.httpd.secret]
+            self.procs["hub"] = subprocess.Popen(cmd, env=env, stdout=open(log, "a"),
+                                                 stderr=subprocess.STDOUT)
 
         def answers():
             return koji.ClientSession(self.hub_url).getAPIVersion() > 0
@@ -322,11 +339,9 @@ class RealKoji:
 
     # -- kojid and mock ------------------------------------------------------------
 
-    def start_kojid(self, builder_conf=""):
-        """kojid (builder/kojid of koji's source) with nodeimg's builder plugin, and mock
-        from its source. kojid runs /usr/bin/mock and writes /etc/mock/koji/: both are
-        given to it in a mount namespace of its own (overlays on /usr/bin and /etc), so
-        nothing on this machine changes."""
+    def start_farm(self, builder_conf=""):
+        """The build farm: mock from its source, kojira, and a kojid for each of HOSTS
+        (nodeimg's builder plugin configured with BUILDER_CONF)."""
         mocksrc = unpack(source("MOCK_SRC", "mock-*.tar.gz"), os.path.join(self.root, "src"),
                          "py/mockbuild/constants.py")
         constants = os.path.join(mocksrc, "py", "mockbuild", "constants.py")
@@ -336,87 +351,135 @@ class RealKoji:
         text = re.sub(r'(?m)^SYSCONFDIR = .*$', 'SYSCONFDIR = "/etc"', text)
         with open(constants, "w") as f:
             f.write(text)
-
-        ns = os.path.join(self.root, "kojid-ns")
-        extra_bin = os.path.join(ns, "bin")
-        extra_etc = os.path.join(ns, "etc")
-        for d in (extra_bin, os.path.join(extra_etc, "mock", "koji"),
-                  os.path.join(extra_etc, "kojid", "plugins"), os.path.join(ns, "etc-upper"),
-                  os.path.join(ns, "etc-work"), os.path.join(self.root, "mock"),
+        # What every kojid's namespace adds to /usr/bin and /etc.
+        self.ns_bin = os.path.join(self.root, "kojid-ns", "bin")
+        self.ns_etc = os.path.join(self.root, "kojid-ns", "etc")
+        for d in (self.ns_bin, os.path.join(self.ns_etc, "mock", "koji"),
+                  os.path.join(self.ns_etc, "kojid", "plugins"),
                   os.path.join(self.root, "mock-cache")):
             os.makedirs(d, exist_ok=True)
-        mock = os.path.join(extra_bin, "mock")
+        mock = os.path.join(self.ns_bin, "mock")
         with open(mock, "w") as f:
-            # mock expects consolehelper/sudo to have started it for a user of group mock.
+            # mock expects consolehelper/sudo to have started it for a user of group
+            # mock; the ids are the namespace's (the host's own group when it has one).
             f.write("#!/bin/sh\n# mock from its source (tests/realkoji/kojienv.py)\n"
-                    "exec env SUDO_UID=%d SUDO_GID=%d SUDO_USER=mockbuild %s %s \"$@\"\n"
-                    % (MOCK_UID, MOCK_GID, VENV_PYTHON, os.path.join(mocksrc, "py", "mock.py")))
+                    "exec env SUDO_UID=\"$(id -u %s)\" SUDO_GID=\"$(getent group %s | "
+                    "cut -d: -f3)\" SUDO_USER=%s %s %s \"$@\"\n"
+                    % (MOCK_USER, MOCK_GROUP, MOCK_USER, VENV_PYTHON,
+                       os.path.join(mocksrc, "py", "mock.py")))
         os.chmod(mock, 0o755)
         shutil.copy(os.path.join(mocksrc, "etc", "mock", "logging.ini"),
-                    os.path.join(extra_etc, "mock", "logging.ini"))
+                    os.path.join(self.ns_etc, "mock", "logging.ini"))
         with open(os.path.join(mocksrc, "docs", "site-defaults.cfg")) as f:
             defaults = f.read()
-        with open(os.path.join(extra_etc, "mock", "site-defaults.cfg"), "w") as f:
+        with open(os.path.join(self.ns_etc, "mock", "site-defaults.cfg"), "w") as f:
             f.write(defaults + "\nconfig_opts['cache_topdir'] = %r\n"
                     % os.path.join(self.root, "mock-cache"))
-        with open(os.path.join(extra_etc, "kojid", "plugins", "nodeimg.conf"), "w") as f:
+        with open(os.path.join(self.ns_etc, "kojid", "plugins", "nodeimg.conf"), "w") as f:
             f.write("[nodeimg]\n" + builder_conf)
         # kojid imports multilib (`from multilib import multilib`), which only dist-repo
         # uses: an empty package is enough.
         os.makedirs(os.path.join(self.root, "stubs", "multilib"), exist_ok=True)
         for name in ("__init__.py", "multilib.py"):
             open(os.path.join(self.root, "stubs", "multilib", name), "w").close()
+        self.start_kojira()
+        self.kojid_logs = {}
+        for name, arches in HOSTS:
+            self.admin.addHost(name, arches)
+            self.sql("UPDATE users SET password = '%s' WHERE name = '%s'"
+                     % (HOST_PASSWORD, name))
+            for channel in ("createrepo", "image"):
+                self.admin.addHostToChannel(name, channel, create=True)
+            # One Node install at a time per host (createNodeImage weighs 2.0): two
+            # builds at once land on two hosts.
+            self.admin.editHost(name, capacity=2.0)
+            self.start_kojid(name)
 
-        self.admin.addHost(HOST, ["x86_64"])
-        self.sql("UPDATE users SET password = '%s' WHERE name = '%s'" % (HOST_PASSWORD, HOST))
-        for channel in ("createrepo", "image"):
-            self.admin.addHostToChannel(HOST, channel, create=True)
-        conf = os.path.join(self.root, "kojid.conf")
-        workdir = os.path.join(self.root, "kojid-work")
+    def start_kojira(self):
+        """kojira (koji's util/kojira) as the user `kojira` with the repo permission:
+        it turns the hub's repo requests into newRepo tasks and expires old repos."""
+        self.sql("INSERT INTO users (name, password, status, usertype) VALUES ('%s', '%s', 0, 0)"
+                 % (KOJIRA, KOJIRA_PASSWORD))
+        self.admin.grantPermission(KOJIRA, "repo")
+        conf = os.path.join(self.root, "kojira.conf")
+        log = os.path.join(self.logs, "kojira.log")
+        with open(conf, "w") as f:
+            f.write("[kojira]\nserver = %s\ntopdir = %s\nlogfile = %s\nuser = %s\n"
+                    "password = %s\nsleeptime = 1\ncheck_external_repos = false\n"
+                    "max_retries = 30\nretry_interval = 2\n"
+                    % (self.hub_url, self.topdir, log, KOJIRA, KOJIRA_PASSWORD))
+        env = dict(os.environ, PYTHONPATH=self.kojisrc)
+        self.procs["kojira"] = subprocess.Popen(
+            ["/usr/bin/python3", os.path.join(self.kojisrc, "util", "kojira"), "-c", conf,
+             "--fg", "--force-lock", "--debug"],
+            env=env, stdout=open(log + ".out", "a"), stderr=subprocess.STDOUT)
+
+    def start_kojid(self, host):
+        """kojid (builder/kojid of koji's source) as HOST. kojid runs /usr/bin/mock and
+        writes /etc/mock/koji/: both are given to it in a mount namespace of its own
+        (overlays on /usr/bin and /etc, writes to an upper layer of this host's), so
+        nothing on this machine changes."""
+        conf = os.path.join(self.root, "kojid-%s.conf" % host)
+        workdir = os.path.join(self.root, "kojid-work", host)
+        mockdir = os.path.join(self.root, "mock", host)
+        upper = os.path.join(self.root, "kojid-ns", host)
+        for d in (workdir, mockdir, os.path.join(upper, "etc-upper"),
+                  os.path.join(upper, "etc-work")):
+            os.makedirs(d, exist_ok=True)
         with open(conf, "w") as f:
             f.write("[kojid]\nserver = %s\ntopurl = %s\ntopdir = %s\nworkdir = %s\n"
                     "mockdir = %s\nmockuser = root\npluginpath = %s\nplugins = nodeimg\n"
                     "sleeptime = 1\nmaxjobs = 4\nminspace = 1\nuser = %s\npassword = %s\n"
                     "log_level = DEBUG\nbuildroot_basic_cleanup_delay = 0\n"
-                    % (self.hub_url, self.topurl, self.topdir, workdir,
-                       os.path.join(self.root, "mock"), os.path.join(REPO, "plugin", "builder"),
-                       HOST, HOST_PASSWORD))
-        log = os.path.join(self.logs, "kojid.log")
+                    % (self.hub_url, self.topurl, self.topdir, workdir, mockdir,
+                       os.path.join(REPO, "plugin", "builder"), host, HOST_PASSWORD))
+        log = os.path.join(self.logs, "kojid-%s.log" % host)
         env = dict(os.environ, PYTHONPATH="%s:%s" % (self.kojisrc,
                                                      os.path.join(self.root, "stubs")))
-        self.procs["kojid"] = subprocess.Popen(
+        self.procs["kojid-" + host] = subprocess.Popen(
             ["unshare", "--mount", "--propagation", "private", "--",
-             VENV_PYTHON, os.path.abspath(__file__), "kojid-ns", extra_bin, extra_etc, ns,
-             "/usr/bin/python3", os.path.join(self.kojisrc, "builder", "kojid"),
+             VENV_PYTHON, os.path.abspath(__file__), "kojid-ns", self.ns_bin, self.ns_etc,
+             upper, "/usr/bin/python3", os.path.join(self.kojisrc, "builder", "kojid"),
              "-c", conf, "--fg", "--force-lock", "--debug", "--verbose"],
             env=env, stdout=open(log, "a"), stderr=subprocess.STDOUT, start_new_session=True)
-        self.kojid_log = log
+        self.kojid_logs[host] = log
 
         def checked_in():
-            host = self.admin.getHost(HOST)
-            return host and self.admin.getLastHostUpdate(host["id"]) is not None
-        wait_for("kojid", checked_in, proc=self.procs["kojid"], log=log)
+            info = self.admin.getHost(host)
+            return info and self.admin.getLastHostUpdate(info["id"]) is not None
+        wait_for("kojid " + host, checked_in, proc=self.procs["kojid-" + host], log=log)
+
+    def kill_kojid(self, host):
+        """kill -9 kojid HOST and everything it started (its task processes, mock, what
+        mock runs), as a builder dies."""
+        proc = self.procs.pop("kojid-" + host)
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait()
 
     def setup_node_tag(self, nodeimg_binary, rpms):
-        """The koji a Node build needs: a build tag `node-build` (x86_64, mock options for
-        a dnf4 host without bootstrap) whose `livemedia-build` group is the synthetic
-        buildroot (buildroot.py, with nodeimg_binary packaged as nodeimg), holding those
-        packages and `rpms` (the image's packages); a destination tag `node-candidate`;
-        the target `node-target`; `releng` may build images; the build tag's repository
-        made by kojid's createrepo task."""
+        """The koji a Node build needs: a build tag `node-build` (x86_64 and i686, mock
+        options for a dnf4 host without bootstrap, repositories kept current by kojira)
+        whose `livemedia-build` group is the synthetic buildroot (buildroot.py, with
+        nodeimg_binary packaged as nodeimg, for each arch), holding those packages and
+        `rpms` (the image's packages); a destination tag `node-candidate`; the target
+        `node-target`; `releng` may build images; the build tag's repository made by
+        kojid's createrepo task at kojira's request."""
         import buildroot
         a = self.admin
-        a.createTag("node-build", arches="x86_64", extra={
+        a.createTag("node-build", arches="x86_64 i686", extra={
             "mock.use_bootstrap": False, "mock.package_manager": "dnf4",
-            "mock.releasever": "9"})
-        a.createTag("node-candidate", arches="x86_64")
+            "mock.releasever": "9", "repo.auto": True})
+        a.createTag("node-candidate", arches="x86_64 i686")
         a.createBuildTarget("node-target", "node-build", "node-candidate")
         a.grantPermission(USER, "image", create=True)
         work = os.path.join(self.root, "buildroot")
         os.makedirs(work)
         binary = os.path.join(work, "nodeimg")
         subprocess.run(["strip", "-o", binary, nodeimg_binary], check=True)
-        built = buildroot.make(work, binary, "0.1.0")
+        built = buildroot.make(work, binary, "0.1.0", arches=["x86_64", "i686"])
         self.cli("import", "--create-build", *(built + list(rpms)), user=ADMIN,
                  password=ADMIN_PASSWORD)
         for build in a.listBuilds():
@@ -425,17 +488,36 @@ class RealKoji:
         a.groupListAdd("node-build", "livemedia-build")
         for name in ("br-filesystem", "br-host"):
             a.groupPackageListAdd("node-build", "livemedia-build", name)
-        for name in ("ovirt-node-ng-image", "ovirt-node-ng-image-update"):
-            a.packageListAdd("node-candidate", name, USER)
+        a.packageListAdd("node-candidate", UPDATE_NAME, USER)
         self.regen_repo("node-build")
 
-    def regen_repo(self, tag):
-        """A new repository of `tag`, made by kojid's createrepo task; its info."""
-        info = self.wait_task(self.admin.newRepo(tag))
-        if info["state"] != koji.TASK_STATES["CLOSED"]:
-            raise RuntimeError("newRepo %s: %s" % (tag, self.admin.getTaskResult(info["id"],
-                                                                                  raise_fault=False)))
-        return self.admin.getRepo(tag)
+    def regen_repo(self, tag, timeout=600):
+        """A new repository of `tag`, as koji's `regen-repo` asks for one now: a repo
+        request that kojira turns into kojid's newRepo task. Its info."""
+        req = self.admin.repo.request(tag, min_event="last", force=True)["request"]
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            status = self.admin.repo.checkRequest(req["id"])
+            if status["repo"] is not None:
+                return status["repo"]
+            task = status.get("task")
+            if task and task["state"] in (koji.TASK_STATES["FAILED"],
+                                          koji.TASK_STATES["CANCELED"]):
+                raise RuntimeError("newRepo %s: %s" % (tag, self.admin.getTaskResult(
+                    task["id"], raise_fault=False)))
+            self.check_farm()
+            time.sleep(1)
+        raise RuntimeError("no repository of %s in %s s%s"
+                           % (tag, timeout, tail(os.path.join(self.logs, "kojira.log"))))
+
+    def check_farm(self):
+        """Fail at once when a kojid or kojira died on its own."""
+        for name, proc in self.procs.items():
+            if name.startswith("kojid-") or name == "kojira":
+                if proc.poll() is not None:
+                    log = self.kojid_logs.get(name[len("kojid-"):]) or os.path.join(
+                        self.logs, "kojira.log.out")
+                    raise RuntimeError("%s died%s" % (name, tail(log)))
 
     def wait_task(self, task_id, timeout=900):
         """Wait for a task and its children to end; its info."""
@@ -445,11 +527,9 @@ class RealKoji:
             if info["state"] in (koji.TASK_STATES["CLOSED"], koji.TASK_STATES["FAILED"],
                                  koji.TASK_STATES["CANCELED"]):
                 return info
-            if "kojid" in self.procs and self.procs["kojid"].poll() is not None:
-                raise RuntimeError("kojid died%s" % tail(self.kojid_log))
+            self.check_farm()
             time.sleep(1)
-        raise RuntimeError("task %s did not end in %s s%s" % (task_id, timeout,
-                                                              tail(self.kojid_log)))
+        raise RuntimeError("task %s did not end in %s s" % (task_id, timeout))
 
     # -- processes ---------------------------------------------------------------
 
@@ -462,7 +542,7 @@ class RealKoji:
 
         def send(sig):
             try:
-                if name == "kojid":
+                if name.startswith("kojid-"):
                     os.killpg(proc.pid, sig)
                 else:
                     proc.send_signal(sig)
@@ -476,7 +556,8 @@ class RealKoji:
             proc.wait()
 
     def close(self):
-        for name in ["kojid", "httpd", "hub", "postgres", "kdc"]:
+        for name in [n for n in self.procs if n.startswith("kojid-")] + [
+                "kojira", "httpd", "hub", "postgres", "kdc"]:
             self.stop(name)
         shutil.rmtree(self.root, ignore_errors=True)
 
@@ -509,7 +590,8 @@ def serve(args):
     hub on https with mod_auth_gssapi; with --kojid also kojid and mock, and the Node build tag made of
     the buildroot packages and RPM...), print what a test needs as one JSON line,
     then take commands on stdin, one a line, answering `ok` or `error: ...`:
-    `stop-hub`, `start-hub`, `regen-repo TAG`, `wait-session USER`,
+    `stop-hub`, `start-hub`, `regen-repo TAG`, `kill-kojid HOST` (kill -9 of that
+    builder's kojid and all it started), `start-kojid HOST`, `wait-session USER`,
     `expire-sessions USER`, `rekey NAME` (a new random key for the principal NAME).
     At end of input everything stops and goes."""
     import json
@@ -527,7 +609,7 @@ def serve(args):
         if args[:1] == ["--kojid"]:
             if len(args) < 4 or args[2] != "--nodeimg":
                 raise SystemExit("usage: kojienv.py serve --kojid CONF --nodeimg BINARY RPM...")
-            env.start_kojid(args[1].replace("\\n", "\n"))
+            env.start_farm(args[1].replace("\\n", "\n"))
             env.setup_node_tag(args[3], args[4:])
         print(json.dumps({
             "hub": env.hub_url, "topurl": env.topurl, "topdir": env.topdir,
@@ -553,6 +635,10 @@ def serve(args):
                     env.rekey(command.split(None, 1)[1])
                 elif command.startswith("expire-sessions "):
                     env.expire_sessions(command.split(None, 1)[1])
+                elif command.startswith("kill-kojid "):
+                    env.kill_kojid(command.split(None, 1)[1])
+                elif command.startswith("start-kojid "):
+                    env.start_kojid(command.split(None, 1)[1])
                 elif command.startswith("regen-repo "):
                     env.regen_repo(command.split(None, 1)[1])
                 else:
@@ -566,16 +652,25 @@ def serve(args):
 
 def kojid_namespace(extra_bin, extra_etc, ns, *command):
     """Inside `unshare --mount`: /usr/bin with mock added, /etc with /etc/mock and
-    /etc/kojid added (writes go to an upper layer of our own), mock's group and user;
-    then kojid. Runs only in the namespace kojienv made for it."""
+    /etc/kojid added (writes go to an upper layer of our own), mock's group and user
+    (the host's own when it has them, else made in the upper layer); then kojid. Runs
+    only in the namespace kojienv made for it."""
     def mount(*args):
         subprocess.run(["mount"] + list(args), check=True)
     mount("-t", "overlay", "overlay", "-o", "lowerdir=%s:/usr/bin" % extra_bin, "/usr/bin")
     mount("-t", "overlay", "overlay", "-o", "lowerdir=%s:/etc,upperdir=%s,workdir=%s"
           % (extra_etc, os.path.join(ns, "etc-upper"), os.path.join(ns, "etc-work")), "/etc")
-    subprocess.run(["groupadd", "-g", str(MOCK_GID), "mock"], check=True)
-    subprocess.run(["useradd", "-u", str(MOCK_UID), "-g", "mock", "-M", "-d", "/nonexistent",
-                    "mockbuild"], check=True)
+    import grp
+    import pwd
+    try:
+        grp.getgrnam(MOCK_GROUP)
+    except KeyError:
+        subprocess.run(["groupadd", "-r", MOCK_GROUP], check=True)
+    try:
+        pwd.getpwnam(MOCK_USER)
+    except KeyError:
+        subprocess.run(["useradd", "-r", "-g", MOCK_GROUP, "-M", "-d", "/nonexistent",
+                        MOCK_USER], check=True)
     os.execv(command[0], list(command))
 
 

@@ -42,6 +42,7 @@ debian_packages=(
     squashfs-tools e2fsprogs fdisk gdisk mount gpg qemu-utils openssl libssl-dev pkg-config
     libkrb5-dev libclang-dev gcc python3-venv python3-dev
     krb5-kdc krb5-admin-server krb5-user faketime apache2 libapache2-mod-auth-gssapi
+    libapache2-mod-wsgi-py3
     postgresql util-linux passwd python3-dnf python3-librepo python3-cheetah
     python3-defusedxml python3-six python3-dateutil python3-requests python3-psycopg2
     python3-jinja2 python3-pyroute2 python3-backoff python3-distro
@@ -50,7 +51,7 @@ fedora_packages=(
     rpm rpm-build rpm-sign cpio python3-rpm dnf systemd policycoreutils busybox createrepo_c
     squashfs-tools e2fsprogs util-linux gdisk gnupg2 qemu-img openssl openssl-devel
     pkgconf-pkg-config krb5-devel clang-devel gcc python3 python3-devel
-    krb5-server krb5-workstation libfaketime httpd mod_ssl mod_auth_gssapi
+    krb5-server krb5-workstation libfaketime httpd mod_ssl mod_auth_gssapi python3-mod_wsgi
     postgresql-server shadow-utils python3-dnf python3-librepo python3-cheetah
     python3-defusedxml python3-six python3-dateutil python3-requests python3-psycopg2
     python3-jinja2 python3-pyroute2 python3-backoff python3-distro

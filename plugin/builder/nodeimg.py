@@ -181,7 +181,6 @@ class NodeImageBuildTask(BuildImageTask):
         return {"build_id": bld_info["id"] if bld_info else None,
                 "images": sorted(f for r in imgdata.values() for f in r["files"])}
 
-
     def gather_rpm_results(self, results):
         """One rpmresults for the build: a build has one source package, and the hub
         imports each rpmresults' source package and RPMs from the one task directory

@@ -29,7 +29,7 @@ use super::session::Session;
 use super::upload::{self, Uploaded};
 use super::xmlrpc::{self, Fault, as_i64, as_str, member};
 use crate::build::record::{BuildRecord, OutputKind};
-use crate::nevra::{Nvr, VersionRelease};
+use crate::nevra::{Nevra, Nvr, VersionRelease};
 
 /// What to import and how.
 pub struct ImportOptions<'a> {
@@ -285,11 +285,10 @@ fn metadata(
                 Kind::Rpm => {
                     o["type"] = json!("rpm");
                     // N-V-R.ARCH.rpm: the image's arch, or noarch (older builds).
-                    let rpm_arch = name
+                    let nevra = name
                         .strip_suffix(".rpm")
-                        .and_then(|n| n.rsplit_once('.'))
-                        .map_or("noarch", |(_, a)| a);
-                    o["arch"] = json!(rpm_arch);
+                        .and_then(|n| n.parse::<Nevra>().ok());
+                    o["arch"] = json!(nevra.map_or_else(|| "noarch".to_owned(), |n| n.arch));
                 }
                 Kind::Log => {
                     o["type"] = json!("log");

@@ -231,6 +231,48 @@ fn the_update_rpm_is_what_rpm_and_rpmbuild_make_of_the_spec() {
     assert_same_headers(&rpm, &built);
 }
 
+/// An update RPM for an arch, as the native writer makes it, is what rpmbuild makes of
+/// the rendered spec (ExclusiveArch, the ISA provide, an i686 image's conflict with the
+/// 64-bit C library).
+#[test]
+fn an_arch_update_rpm_is_what_rpmbuild_makes_of_the_spec() {
+    let scratch = tempfile::tempdir().unwrap();
+    let s = scratch.path();
+    let image = node_image(s);
+    for arch in ["x86_64", "i686"] {
+        let out = s.join(format!("out-{arch}"));
+        let done = rpm_update(&image, &out, &["--arch", arch]);
+        assert!(
+            done.status.success(),
+            "{}",
+            String::from_utf8_lossy(&done.stderr)
+        );
+        let ours = out.join(format!("{UPDATE}-4.5.6-1.el9.{arch}.rpm"));
+        run(Command::new("rpm").args(["-K", "--nosignature"]).arg(&ours));
+        let specdir = s.join(format!("spec-{arch}"));
+        run(nodeimg()
+            .args(["rpm", "spec", "--arch", arch, "--image"])
+            .arg(&image)
+            .arg("-o")
+            .arg(&specdir));
+        let top = s.join(format!("rpmbuild-{arch}"));
+        run(Command::new("rpmbuild")
+            .env("SOURCE_DATE_EPOCH", EPOCH)
+            .args(["-bb", "--target", arch, "--define"])
+            .arg(format!("_topdir {}", top.display()))
+            .arg("--define")
+            .arg(format!("_sourcedir {}", s.display()))
+            .arg(specdir.join(format!("{UPDATE}.spec"))));
+        let built = top.join(format!("RPMS/{arch}/{UPDATE}-4.5.6-1.el9.{arch}.rpm"));
+        assert_same_headers(&ours, &built);
+        let conflicts = query(&ours, &["--conflicts"]);
+        assert_eq!(
+            conflicts.trim(),
+            if arch == "i686" { "glibc(x86-64)" } else { "" }
+        );
+    }
+}
+
 /// Every main-header tag of the two packages, compared with the rpm crate. Only what
 /// names the builder may differ: BUILDHOST and RPMVERSION, and the tags rpmbuild adds
 /// about its own build (PLATFORM, OPTFLAGS, the changelog-less cookie).
@@ -498,6 +540,112 @@ fn repo(dir: &Path, rpms: &[&Path]) -> String {
     }
     run(Command::new("createrepo_c").arg("-q").arg(dir));
     format!("file://{}", dir.display())
+}
+
+/// The update RPM takes the image's arch: real dnf gives a Node the package of its own
+/// arch, and never another arch's image, whatever its repositories offer (the Node's
+/// arch is dnf's --forcearch).
+#[test]
+fn a_node_only_takes_the_update_of_its_own_arch() {
+    let scratch = tempfile::tempdir().unwrap();
+    let s = scratch.path();
+    let image = node_image(s);
+    let top = s.join("rpmbuild");
+    let base = repo(
+        &s.join("repo-base"),
+        &[
+            &stub(&top, "imgbased", ""),
+            &stub(&top, "shell-stub", "Provides: /bin/sh"),
+            // What glibc.x86_64 and glibc.i686 provide besides their name.
+            &stub(&top, "libc-x86-64", "Provides: glibc(x86-64)"),
+            &stub(&top, "libc-x86-32", "Provides: glibc(x86-32)"),
+        ],
+    );
+    let node = repo(
+        &s.join("repo-node"),
+        &[&placeholder_rpm(&s.join("placeholder"))],
+    );
+    let update = |arch: &str| -> String {
+        let out = s.join(format!("out-{arch}"));
+        let done = rpm_update(
+            &image,
+            &out,
+            &["--version", "4.5.7", "--release", "1.el9", "--arch", arch],
+        );
+        assert!(
+            done.status.success(),
+            "{}",
+            String::from_utf8_lossy(&done.stderr)
+        );
+        let rpm = out.join(format!("{UPDATE}-4.5.7-1.el9.{arch}.rpm"));
+        assert_eq!(query(&rpm, &["--qf", "%{ARCH}"]), arch);
+        repo(&s.join(format!("repo-{arch}")), &[&rpm])
+    };
+    let (x86_64, i686) = (update("x86_64"), update("i686"));
+    let both = repo(
+        &s.join("repo-both"),
+        &[
+            &s.join(format!("out-x86_64/{UPDATE}-4.5.7-1.el9.x86_64.rpm")),
+            &s.join(format!("out-i686/{UPDATE}-4.5.7-1.el9.i686.rpm")),
+        ],
+    );
+    // A deployed Node of ARCH offered REPOS: the arch of the update it ends with, if any.
+    let upgrade = |name: &str, arch: &str, repos: &[&str]| -> Option<String> {
+        let root = s.join(name);
+        let cache = s.join(format!("cache-{name}"));
+        let forcearch = ["--forcearch", arch];
+        let libc = if arch == "x86_64" {
+            "libc-x86-64"
+        } else {
+            "libc-x86-32"
+        };
+        let mut install = forcearch.to_vec();
+        install.extend([
+            "install",
+            "ovirt-node-ng-image-update-placeholder",
+            "imgbased",
+            "shell-stub",
+            libc,
+        ]);
+        let out = dnf(&root, &cache, &[&base, &node], &install);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let mut all = vec![base.as_str(), node.as_str()];
+        all.extend_from_slice(repos);
+        let mut args = forcearch.to_vec();
+        args.push("upgrade");
+        let out = dnf(&root, &cache, &all, &args);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let q = Command::new("rpm")
+            .arg("--root")
+            .arg(&root)
+            .args(["-q", "--qf", "%{ARCH}", UPDATE])
+            .output()
+            .unwrap();
+        q.status
+            .success()
+            .then(|| String::from_utf8_lossy(&q.stdout).into_owned())
+    };
+    assert_eq!(upgrade("x", "x86_64", &[&both]).as_deref(), Some("x86_64"));
+    assert_eq!(upgrade("i", "i686", &[&both]).as_deref(), Some("i686"));
+    assert_eq!(upgrade("i-offered-x", "i686", &[&x86_64]), None);
+
+    // x86_64 takes i686 packages (multilib): an x86_64 Node (its C library provides
+    // glibc(x86-64)) offered only the i686 update keeps its placeholder, refused by
+    // the solver before anything changes.
+    assert_eq!(upgrade("x-offered-i", "x86_64", &[&i686]), None);
+    let placeholder = installed(&s.join("x-offered-i"));
+    assert!(
+        placeholder.contains(&"ovirt-node-ng-image-update-placeholder-4.5.6-1.el9".to_owned()),
+        "{placeholder:?}"
+    );
 }
 
 #[test]

@@ -72,6 +72,25 @@ impl Update {
         POST.replace("@IMAGE@", &self.image_path())
     }
 
+    /// What a package of this arch conflicts with: for a 32-bit arch that a 64-bit
+    /// host also installs (multilib: x86_64 takes i686), the 64-bit C library, which
+    /// every such host has and no 32-bit one can: dnf then never gives a 64-bit Node a
+    /// 32-bit image. The solver refuses it, so nothing changes (a failing %pretrans
+    /// would skip the package but still erase the placeholder it obsoletes).
+    fn conflicts(&self) -> Vec<Dependency> {
+        let host_isa = match self.arch.as_str() {
+            "i386" | "i486" | "i586" | "i686" | "athlon" | "pentium4" => "x86-64",
+            "ppc" => "ppc-64",
+            "s390" => "s390-64",
+            _ => return Vec::new(),
+        };
+        vec![Dependency::new(
+            &format!("glibc({host_isa})"),
+            sense::ANY,
+            "",
+        )]
+    }
+
     /// The package for the native writer.
     pub fn package(&self) -> Result<PackageSpec> {
         self.validate()?;
@@ -117,6 +136,7 @@ impl Update {
                 Dependency::new(PLACEHOLDER_NAME, sense::LESS, &evr),
                 Dependency::new(OLD_IMAGE_NAME, sense::LESS, &evr),
             ],
+            conflicts: self.conflicts(),
             pre: Some(PRE.to_owned()),
             post: Some(self.post()),
             files,
@@ -163,7 +183,12 @@ impl Update {
             ("@PRE@", PRE.trim_end()),
             ("@POST@", &self.post()),
         ];
-        let mut spec = SPEC_TEMPLATE.to_owned();
+        let conflicts: String = self
+            .conflicts()
+            .iter()
+            .map(|c| format!("Conflicts: {}\n", c.name))
+            .collect();
+        let mut spec = SPEC_TEMPLATE.replace("@CONFLICTS@\n", &conflicts);
         for (field, value) in fields {
             // rpmbuild would expand a % in a scriptlet or description; ours have none.
             debug_assert!(!value.contains('%'), "{field} holds a %");
@@ -294,6 +319,7 @@ pub fn placeholder(version: &str, release: &str) -> Result<PackageSpec> {
         requires: Vec::new(),
         provides: Vec::new(),
         obsoletes: Vec::new(),
+        conflicts: Vec::new(),
         pre: None,
         post: None,
         files: Vec::new(),

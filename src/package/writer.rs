@@ -107,6 +107,7 @@ pub struct PackageSpec {
     /// Besides the package's own `name = version-release`, which is always added.
     pub provides: Vec<Dependency>,
     pub obsoletes: Vec<Dependency>,
+    pub conflicts: Vec<Dependency>,
     /// `%pre` and `%post` bodies, run by /bin/sh.
     pub pre: Option<String>,
     pub post: Option<String>,
@@ -331,6 +332,7 @@ fn validate(spec: &PackageSpec) -> Result<()> {
         .iter()
         .chain(&spec.provides)
         .chain(&spec.obsoletes)
+        .chain(&spec.conflicts)
     {
         ensure!(
             !dep.name.is_empty() && !dep.name.chars().any(char::is_whitespace),
@@ -695,6 +697,14 @@ fn main_header(
     requires.push(rpmlib("PayloadFilesHavePrefix", "4.0-1"));
     let mut provides = spec.provides.clone();
     provides.push(Dependency::new(&spec.name, sense::EQUAL, &evr));
+    if let Some(isa) = isa(&spec.arch) {
+        // rpmbuild's `%{name}%{?_isa}`, which arch-specific packages always provide.
+        provides.push(Dependency::new(
+            &format!("{}({isa})", spec.name),
+            sense::EQUAL,
+            &evr,
+        ));
+    }
 
     let mut tags = vec![
         strings(RPMTAG_HEADERI18NTABLE, vec!["C".to_owned()]),
@@ -762,6 +772,12 @@ fn main_header(
         RPMTAG_OBSOLETEFLAGS,
         RPMTAG_OBSOLETEVERSION,
     ));
+    tags.extend(dependencies(
+        &spec.conflicts,
+        RPMTAG_CONFLICTNAME,
+        RPMTAG_CONFLICTFLAGS,
+        RPMTAG_CONFLICTVERSION,
+    ));
     if !entries.is_empty() {
         tags.extend(file_tags(entries, large, digests));
     }
@@ -769,6 +785,20 @@ fn main_header(
 }
 
 /// Name, flags and version arrays, sorted by name as rpmbuild sorts them.
+/// rpm's ISA name for an arch (`%{__isa_name}-%{__isa_bits}` of its platform
+/// macros); none for noarch and for arches whose platform defines none here.
+fn isa(arch: &str) -> Option<&'static str> {
+    Some(match arch {
+        "x86_64" | "amd64" => "x86-64",
+        "i386" | "i486" | "i586" | "i686" | "athlon" | "pentium4" => "x86-32",
+        "aarch64" => "aarch-64",
+        "ppc64le" | "ppc64" => "ppc-64",
+        "s390x" => "s390-64",
+        "riscv64" => "riscv-64",
+        _ => return None,
+    })
+}
+
 fn dependencies(
     deps: &[Dependency],
     names: IndexTag,

@@ -300,17 +300,65 @@ fn bad_upload_names_are_refused_before_the_hub_sees_them() {
     assert_eq!(state(&hub)["uploads"], serde_json::json!([]));
 }
 
+/// The files of an import go up at once on subsessions of the login (koji checks call
+/// numbers per session), each file's chunks in order on one session.
+#[test]
+fn an_import_uploads_its_files_in_parallel_on_subsessions() {
+    let scratch = tempfile::tempdir().unwrap();
+    let out = outdir(scratch.path());
+    let hub = hub(&[]);
+    let imported = json_out(
+        &koji(
+            &hub,
+            &["import", "--chunk-size", "65536", "--format", "json"],
+        )
+        .arg(&out)
+        .output()
+        .unwrap(),
+    );
+    assert_eq!(imported["nvr"], "ovirt-node-ng-image-update-4.5.6-1.el9");
+    let st = state(&hub);
+    let calls: Vec<&str> = st["calls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap())
+        .collect();
+    assert_eq!(
+        calls.iter().filter(|c| **c == "subsession").count(),
+        2,
+        "three at once by default: {calls:?}"
+    );
+    let mut sessions_of: std::collections::BTreeMap<String, std::collections::BTreeSet<String>> =
+        Default::default();
+    for upload in st["uploads"].as_array().unwrap() {
+        sessions_of
+            .entry(upload["name"].as_str().unwrap().to_owned())
+            .or_default()
+            .insert(upload["session"].as_str().unwrap().to_owned());
+    }
+    assert!(
+        sessions_of.values().all(|s| s.len() == 1),
+        "one session a file: {sessions_of:?}"
+    );
+    let used: std::collections::BTreeSet<&String> = sessions_of.values().flatten().collect();
+    assert!(used.len() >= 2, "{sessions_of:?}");
+}
+
 #[test]
 fn a_build_imports_as_a_content_generator_build_and_is_tagged() {
     let scratch = tempfile::tempdir().unwrap();
     let out = outdir(scratch.path());
-    // The session expires after a few calls: the client logs in again and goes on.
+    // The session expires after a few calls: the client logs in again and goes on
+    // (one session, so that it expires once).
     let hub = hub(&["--expire-after", "4"]);
     let imported = json_out(
         &koji(
             &hub,
             &[
                 "import",
+                "--parallel",
+                "1",
                 "--cg",
                 "nodeimg",
                 "--tag",

@@ -752,3 +752,247 @@ fn koji_builds_node_images_with_kojid_and_mock_and_serves_the_update() {
     };
     assert_eq!(arch_of(&node_root), "x86_64");
 }
+
+/// `koji node-image-build --nowait ARGS` for the Node kickstart KS: its task id.
+fn start_build(koji: &RealKoji, args: &[&str], ks: &str) -> String {
+    let mut all = vec!["node-image-build", "--nowait", "--noprogress"];
+    all.extend_from_slice(args);
+    all.extend_from_slice(&["ovirt-node-ng-image", "4.5.6", "node-target", ks]);
+    let out = koji.cli(&all);
+    let text = succeeded(&out);
+    text.lines()
+        .find_map(|l| l.strip_prefix("Created task: "))
+        .unwrap_or_else(|| panic!("{text}"))
+        .trim()
+        .to_owned()
+}
+
+/// Wait for task ID to end (CLOSED, CANCELED or FAILED); its info.
+fn wait_task(koji: &RealKoji, id: &str, timeout: Duration) -> Value {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let info = koji.admin("getTaskInfo", &[id]);
+        if [2, 3, 5].contains(&info["state"].as_i64().unwrap()) {
+            return info;
+        }
+        assert!(Instant::now() < deadline, "task {id} did not end: {info}");
+        std::thread::sleep(Duration::from_secs(1));
+    }
+}
+
+/// The createNodeImage children of parent task ID, by arch.
+fn image_children(koji: &RealKoji, id: &str) -> Vec<Value> {
+    koji.admin("getTaskChildren", &[id])
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["method"] == "createNodeImage")
+        .cloned()
+        .collect()
+}
+
+/// The hub's result of a failed task, as text.
+fn task_failure(koji: &RealKoji, id: &str) -> String {
+    let out = koji
+        .koji_as(
+            &["call", "getTaskResult", id],
+            "admin",
+            "admin_password_file",
+        )
+        .output()
+        .unwrap();
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// Wait until child task ID runs nodeimg (its log streams to the task) and is still
+/// open; the host running it.
+fn wait_mid_install(koji: &RealKoji, parent: &str) -> (String, String) {
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        if let Some(child) = image_children(koji, parent).first() {
+            let id = child["id"].to_string();
+            let output = koji.admin("listTaskOutput", &[&id]);
+            let running = output
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|o| o == "nodeimg.log");
+            let info = koji.admin("getTaskInfo", &[&id]);
+            assert!(
+                info["state"] == 1 || !running,
+                "the child ended before the fault: {info}"
+            );
+            if running {
+                let host = koji.admin("getHost", &[&info["host_id"].to_string()]);
+                return (id, host["name"].as_str().unwrap().to_owned());
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no child of {parent} ran nodeimg"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+/// Nothing of the farm's builds is mounted or attached on this machine.
+fn nothing_left_mounted(root: &str) {
+    let mounts = fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(!mounts.contains(root), "{mounts}");
+    let loops = common::run(Command::new("losetup").arg("-a"));
+    let loops = String::from_utf8_lossy(&loops.stdout);
+    assert!(!loops.contains(root), "{loops}");
+}
+
+/// A farm's failures, in sequence on one farm (the hub under httpd, kojira, two kojid
+/// hosts): two builds of one NVR at once; an optional arch that fails; a required arch
+/// that fails; a builder killed (kill -9, with its task, mock and nodeimg) mid-install
+/// and restarted; the hub restarted mid-build. Every build ends COMPLETE or FAILED,
+/// never BUILDING, and nothing stays mounted. Here i686 always fails: its repository
+/// lacks the distribution's busybox, which only x86_64 has.
+#[test]
+fn a_build_farm_survives_failing_arches_dead_builders_and_a_restarted_hub() {
+    let scratch = tempfile::tempdir().unwrap();
+    let s = scratch.path();
+    let mut rpms: Vec<PathBuf> = fs::read_dir(&common::repo::repos().main)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "rpm"))
+        .collect();
+    rpms.sort();
+    let mut koji = RealKoji::start_with_kojid(&rpms);
+    let root = koji.field("root").to_owned();
+    let ks = offline_node_kickstart(s, "node.ks", "rootpw --lock");
+    let ks = ks.to_str().unwrap();
+    let nvr = |release: &str| format!("ovirt-node-ng-image-update-4.5.6-{release}");
+    let minutes = |n: u64| Duration::from_secs(60 * n);
+
+    // 1. The same NVR twice at once: one build reserves it, the other task fails
+    //    before any child (so before any image is uploaded).
+    let first = start_build(&koji, &["--release", "1"], ks);
+    let second = start_build(&koji, &["--release", "1"], ks);
+    let ends = [
+        wait_task(&koji, &first, minutes(10)),
+        wait_task(&koji, &second, minutes(10)),
+    ];
+    let states: Vec<i64> = ends.iter().map(|t| t["state"].as_i64().unwrap()).collect();
+    assert!(
+        states.contains(&2) && states.contains(&5),
+        "one CLOSED, one FAILED: {ends:?}"
+    );
+    let refused = if states[0] == 5 { &first } else { &second };
+    assert!(image_children(&koji, refused).is_empty());
+    let why = task_failure(&koji, refused);
+    assert!(
+        why.contains("already exists") || why.contains("in progress"),
+        "{why}"
+    );
+    assert_eq!(koji.admin("getBuild", &[&nvr("1")])["state"], 1, "COMPLETE");
+
+    // 2. An optional arch that fails: the build is COMPLETE with the other arch.
+    let task = start_build(
+        &koji,
+        &[
+            "--arch",
+            "x86_64",
+            "--arch",
+            "i686",
+            "--can-fail",
+            "i686",
+            "--release",
+            "2",
+        ],
+        ks,
+    );
+    let info = wait_task(&koji, &task, minutes(10));
+    assert_eq!(info["state"], 2, "{}", task_failure(&koji, &task));
+    let build = koji.admin("getBuild", &[&nvr("2")]);
+    assert_eq!(build["state"], 1, "COMPLETE: {build}");
+    let images = koji.admin(
+        "listArchives",
+        &[&build["id"].to_string(), "--kwarg", "type=image"],
+    );
+    let arches: Vec<&str> = images
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["arch"].as_str().unwrap())
+        .collect();
+    assert_eq!(arches, ["x86_64"]);
+    let mut rpm_arches: Vec<String> = koji
+        .admin("listRPMs", &[&build["id"].to_string()])
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["arch"].as_str().unwrap().to_owned())
+        .collect();
+    rpm_arches.sort();
+    assert_eq!(rpm_arches, ["src", "x86_64"]);
+    let failed: Vec<Value> = image_children(&koji, &task)
+        .into_iter()
+        .filter(|c| c["arch"] == "i686")
+        .collect();
+    assert_eq!(failed[0]["state"], 5, "the i686 child FAILED: {failed:?}");
+
+    // 3. A required arch that fails: the build is FAILED, the child's error is in the
+    //    task's result, and nothing is left BUILDING.
+    let task = start_build(
+        &koji,
+        &["--arch", "x86_64", "--arch", "i686", "--release", "3"],
+        ks,
+    );
+    let info = wait_task(&koji, &task, minutes(10));
+    assert_eq!(info["state"], 5, "FAILED: {info}");
+    let why = task_failure(&koji, &task);
+    assert!(why.contains("nodeimg build failed"), "{why}");
+    assert_eq!(koji.admin("getBuild", &[&nvr("3")])["state"], 3, "FAILED");
+    let building = koji.admin("listBuilds", &["--kwarg", "state=0"]);
+    assert_eq!(building.as_array().unwrap().len(), 0, "{building}");
+
+    // 4. kill -9 of the builder running the install, its task, mock and nodeimg; then
+    //    the builder comes back. koji frees the stale task and runs it again.
+    let task = start_build(&koji, &["--release", "4"], ks);
+    let (child, host) = wait_mid_install(&koji, &task);
+    koji.control(&format!("kill-kojid {host}"));
+    let survivors = common::run(Command::new("ps").args(["-eo", "args"]));
+    let survivors = String::from_utf8_lossy(&survivors.stdout);
+    let mockdir = format!("{root}/mock/{host}");
+    assert!(
+        !survivors
+            .lines()
+            .any(|l| l.contains(&mockdir) || l.contains(&format!("kojid-{host}"))),
+        "{host}'s processes outlived it:\n{survivors}"
+    );
+    koji.control(&format!("start-kojid {host}"));
+    let info = wait_task(&koji, &task, minutes(15));
+    let build = koji.admin("getBuild", &[&nvr("4")]);
+    eprintln!(
+        "killed {host} while it ran createNodeImage {child}: the parent ended in state {}, \
+         the build in state {}",
+        info["state"], build["state"]
+    );
+    assert!(
+        build["state"] == 1 || (build["state"] == 3 && info["state"] == 5),
+        "COMPLETE, or FAILED with a reason: {build} {info}"
+    );
+    nothing_left_mounted(&root);
+
+    // 5. The hub (httpd) restarted while a child runs: kojid retries, the build
+    //    completes.
+    let task = start_build(&koji, &["--release", "5"], ks);
+    wait_mid_install(&koji, &task);
+    koji.control("stop-hub");
+    std::thread::sleep(Duration::from_secs(5));
+    koji.control("start-hub");
+    let info = wait_task(&koji, &task, minutes(10));
+    assert_eq!(info["state"], 2, "{}", task_failure(&koji, &task));
+    assert_eq!(koji.admin("getBuild", &[&nvr("5")])["state"], 1, "COMPLETE");
+
+    let building = koji.admin("listBuilds", &["--kwarg", "state=0"]);
+    assert_eq!(building.as_array().unwrap().len(), 0, "{building}");
+    nothing_left_mounted(&root);
+}

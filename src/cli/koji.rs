@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, ensure};
 use clap::{Args, Subcommand};
 
 use super::ReportFormat;
@@ -166,9 +166,8 @@ pub struct ImportArgs {
     #[arg(long, value_name = "URL")]
     pub source: Option<String>,
 
-    /// Upload chunk size in bytes (default: the profile's upload_blocksize, 1 MiB).
-    #[arg(long, value_name = "BYTES")]
-    pub chunk_size: Option<usize>,
+    #[command(flatten)]
+    pub transfer: Transfer,
 
     #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
     pub format: ReportFormat,
@@ -224,9 +223,8 @@ pub struct UploadArgs {
     #[command(flatten)]
     pub connection: Connection,
 
-    /// Upload chunk size in bytes (default: the profile's upload_blocksize, 1 MiB).
-    #[arg(long, value_name = "BYTES")]
-    pub chunk_size: Option<usize>,
+    #[command(flatten)]
+    pub transfer: Transfer,
 
     /// The check of the whole file at the end: the hub's SHA-256 (it reads the file
     /// again), or its size only, as koji's own client checks.
@@ -235,6 +233,25 @@ pub struct UploadArgs {
 
     #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
     pub format: ReportFormat,
+}
+
+/// How files go up to the hub; shared by `import` and `upload`.
+#[derive(Debug, Args)]
+pub struct Transfer {
+    /// Upload chunk size in bytes (default: the profile's upload_blocksize, 1 MiB).
+    #[arg(long, value_name = "BYTES")]
+    pub chunk_size: Option<usize>,
+
+    /// How many files upload at once, each on a koji subsession of the login (one
+    /// file's chunks always go in order: the hub locks a file while it takes one).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=16), value_name = "N")]
+    pub parallel: u16,
+}
+
+impl Transfer {
+    fn chunk(&self, session: &Session) -> usize {
+        self.chunk_size.unwrap_or(session.profile.upload_blocksize)
+    }
 }
 
 /// Call a hub method and print its result as JSON.
@@ -296,7 +313,7 @@ pub fn run(command: KojiCommand) -> Result<ExitCode> {
 
 fn import(args: ImportArgs) -> Result<ExitCode> {
     let mut session = args.connection.session()?;
-    let chunk = args.chunk_size.unwrap_or(session.profile.upload_blocksize);
+    let chunk = args.transfer.chunk(&session);
     let imported = crate::koji::cg::import(
         &mut session,
         &crate::koji::cg::ImportOptions {
@@ -305,6 +322,7 @@ fn import(args: ImportArgs) -> Result<ExitCode> {
             tag: args.tag.as_deref(),
             source: args.source.as_deref(),
             chunk,
+            parallel: usize::from(args.transfer.parallel),
         },
     )?;
     match args.format {
@@ -339,28 +357,35 @@ fn refund(args: RefundArgs) -> Result<ExitCode> {
 fn upload(args: UploadArgs) -> Result<ExitCode> {
     let mut session = args.connection.session()?;
     session.login()?;
-    let chunk = args.chunk_size.unwrap_or(session.profile.upload_blocksize);
-    let mut done = Vec::new();
+    let chunk = args.transfer.chunk(&session);
+    let mut files = Vec::new();
     for file in &args.files {
         let name = file
             .file_name()
             .and_then(|n| n.to_str())
             .with_context(|| format!("{}: no usable file name", file.display()))?;
-        let up = crate::koji::upload::upload(
-            &mut session,
-            file,
-            &args.path,
-            name,
-            chunk,
-            args.final_check,
-        )?;
-        if args.format == ReportFormat::Text {
-            println!("{}: {} bytes, sha256 {}", up.path, up.bytes, up.sha256);
-        }
-        done.push(up);
+        ensure!(
+            !files.iter().any(|(_, n)| n == name),
+            "{name} is given twice: the hub keeps one file of a name in {}",
+            args.path
+        );
+        files.push((file.clone(), name.to_owned()));
     }
-    if args.format == ReportFormat::Json {
-        println!("{}", serde_json::to_string_pretty(&done)?);
+    let done = crate::koji::upload::upload_files(
+        &mut session,
+        &files,
+        &args.path,
+        chunk,
+        args.final_check,
+        usize::from(args.transfer.parallel),
+    )?;
+    match args.format {
+        ReportFormat::Text => {
+            for up in &done {
+                println!("{}: {} bytes, sha256 {}", up.path, up.bytes, up.sha256);
+            }
+        }
+        ReportFormat::Json => println!("{}", serde_json::to_string_pretty(&done)?),
     }
     Ok(ExitCode::from(exit::SUCCESS))
 }

@@ -40,6 +40,8 @@ pub struct ImportOptions<'a> {
     /// The build's `source` (a git URL, say); default: the kickstart and its hash.
     pub source: Option<&'a str>,
     pub chunk: usize,
+    /// How many files go up at once.
+    pub parallel: usize,
 }
 
 #[derive(Debug, Serialize)]
@@ -616,18 +618,20 @@ fn upload_and_import(
         r.directory.as_str(),
     );
     crate::sys::cancel::pause_point("koji.reserved")?;
+    let files: Vec<(PathBuf, String)> = found
+        .iter()
+        .map(|a| (a.local.clone(), a.name.clone()))
+        .collect();
+    let uploaded = upload::upload_files(
+        session,
+        &files,
+        directory,
+        o.chunk,
+        upload::FinalCheck::Sha256,
+        o.parallel,
+    )?;
     let mut uploads = Vec::new();
-    for artifact in found {
-        crate::sys::cancel::check()?;
-        tracing::info!("uploading {} to {directory}", artifact.name);
-        let up = upload::upload(
-            session,
-            &artifact.local,
-            directory,
-            &artifact.name,
-            o.chunk,
-            upload::FinalCheck::Sha256,
-        )?;
+    for (artifact, up) in found.iter().zip(uploaded) {
         // What was built is what was uploaded.
         let expected = record
             .outputs

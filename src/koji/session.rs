@@ -16,7 +16,7 @@
 
 use std::time::Duration;
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Context, Result, anyhow, bail, ensure};
 use dxr::Value;
 
 use super::config::{Auth, KerberosLogin, Profile};
@@ -185,20 +185,49 @@ impl Session {
             }
             Auth::Kerberos(login) => ("sslLogin", self.kerberos_login(&login, &kwargs)?),
         };
-        let id = xmlrpc::member(&value, "session-id").and_then(xmlrpc::as_i64);
-        let key = xmlrpc::member(&value, "session-key").and_then(xmlrpc::as_str);
+        let logged = self.session_of(method, &value)?;
+        tracing::debug!(
+            "logged in to {} (session {})",
+            self.profile.server,
+            logged.id
+        );
+        self.logged = Some(logged);
+        self.callnum = 0;
+        Ok(())
+    }
+
+    /// The session a login or `subsession` answered with.
+    fn session_of(&self, method: &str, value: &Value) -> Result<Logged> {
+        let id = xmlrpc::member(value, "session-id").and_then(xmlrpc::as_i64);
+        let key = xmlrpc::member(value, "session-key").and_then(xmlrpc::as_str);
         match (id, key) {
-            (Some(id), Some(key)) => {
-                self.logged = Some(Logged {
-                    id,
-                    key: key.to_owned(),
-                });
-                self.callnum = 0;
-                tracing::debug!("logged in to {} (session {id})", self.profile.server);
-                Ok(())
-            }
+            (Some(id), Some(key)) => Ok(Logged {
+                id,
+                key: key.to_owned(),
+            }),
             _ => bail!("{method} on {} returned no session", self.profile.server),
         }
+    }
+
+    /// A sibling session of this logged-in one (koji's `subsession`): the same user,
+    /// its own call numbers, so that it can send requests while this one does. It
+    /// logs out (only itself) when dropped.
+    pub fn subsession(&mut self) -> Result<Session> {
+        ensure!(
+            self.logged.is_some(),
+            "a subsession needs a logged-in session"
+        );
+        let value = self.call("subsession", &[], &[])?;
+        let logged = self.session_of("subsession", &value)?;
+        tracing::debug!("subsession {} of {}", logged.id, self.profile.server);
+        Ok(Session {
+            profile: self.profile.clone(),
+            http: self.http.clone(),
+            logged: Some(logged),
+            callnum: 0,
+            hub_version: self.hub_version.clone(),
+            negotiate_reply: None,
+        })
     }
 
     /// Where `sslLogin` goes: the hub's `/ssllogin`, which its web server guards with

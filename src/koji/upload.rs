@@ -4,7 +4,10 @@
 //!
 //! Reading and hashing run on their own thread, a chunk ahead of the network, so the
 //! disk, the digests and the round trips overlap (koji's Python client does them one
-//! after the other). An upload that was cut off resumes: `checkUpload` says how much
+//! after the other). Several files go up at once (`upload_files`), each on a session of
+//! its own: the hub locks a file while it takes a chunk and wants every chunk to end at
+//! the file's end, so one file's chunks go in order, but different files need not
+//! wait for each other, and a hub under httpd serves them in different processes. An upload that was cut off resumes: `checkUpload` says how much
 //! the hub has, and when the adler32 of that much of the local file matches, the upload
 //! goes on from there.
 
@@ -154,6 +157,70 @@ pub fn upload(
         resumed_at: start,
         requests,
     })
+}
+
+/// Upload FILES (local path, name) into `dir`, `parallel` at a time at most: the first
+/// on this session, the others on subsessions of it (koji checks call numbers per
+/// session). What each upload did, in FILES' order; the first failure stops the
+/// files not yet started.
+pub fn upload_files(
+    session: &mut Session,
+    files: &[(std::path::PathBuf, String)],
+    dir: &str,
+    chunk: usize,
+    final_check: FinalCheck,
+    parallel: usize,
+) -> Result<Vec<Uploaded>> {
+    let one = |session: &mut Session, (local, name): &(std::path::PathBuf, String)| {
+        crate::sys::cancel::check()?;
+        tracing::info!("uploading {name} to {dir}");
+        upload(session, local, dir, name, chunk, final_check)
+    };
+    let workers = parallel.clamp(1, files.len().max(1));
+    if workers == 1 {
+        return files.iter().map(|file| one(session, file)).collect();
+    }
+    let mut others = Vec::with_capacity(workers - 1);
+    for _ in 1..workers {
+        others.push(session.subsession()?);
+    }
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let results: Vec<std::sync::Mutex<Option<Result<Uploaded>>>> =
+        files.iter().map(|_| Default::default()).collect();
+    std::thread::scope(|scope| {
+        for worker in std::iter::once(session).chain(others.iter_mut()) {
+            let (next, results, one) = (&next, &results, &one);
+            scope.spawn(move || {
+                use std::sync::atomic::Ordering::SeqCst;
+                loop {
+                    let i = next.fetch_add(1, SeqCst);
+                    let Some(file) = files.get(i) else { break };
+                    let result = one(worker, file);
+                    let failed = result.is_err();
+                    *results[i].lock().unwrap_or_else(|e| e.into_inner()) = Some(result);
+                    if failed {
+                        next.store(files.len(), SeqCst);
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    let mut done = Vec::with_capacity(files.len());
+    for result in results {
+        match result.into_inner().unwrap_or_else(|e| e.into_inner()) {
+            Some(Ok(uploaded)) => done.push(uploaded),
+            Some(Err(err)) => return Err(err),
+            None => {}
+        }
+    }
+    ensure!(
+        done.len() == files.len(),
+        "only {} of {} files were uploaded",
+        done.len(),
+        files.len()
+    );
+    Ok(done)
 }
 
 /// Where to start: the hub's copy's size when it is a prefix of this very file, else 0.

@@ -35,7 +35,7 @@ impl RealKoji {
     pub fn start_with_kojid(rpms: &[PathBuf]) -> RealKoji {
         let mut args: Vec<OsString> = vec![
             "--kojid".into(),
-            "backend = dnf\\n".into(),
+            "backend = dnf\\nlog_interval = 1\\n".into(),
             "--nodeimg".into(),
             env!("CARGO_BIN_EXE_nodeimg").into(),
         ];

@@ -7,7 +7,8 @@ marshalling (koji.xmlrpcplus: nil, i8, faults, keyword arguments through
 koji.decode_args) and enforces the rules nodeimg's client has to get right, as
 ../shared/reference/koji.md describes koji 1.36:
 
-- sessions: login (password), sslLogin at /ssllogin (client certificate CN), logout;
+- sessions: login (password), sslLogin at /ssllogin (client certificate CN),
+  subsession, logout;
   header authentication (Koji-Session-Id/-Key/-Callnum); a lower call number is a
   SequenceError (1008), an equal one a RetryError (1009) outside koji's retry
   whitelist; uploads do not store the call number;
@@ -227,6 +228,9 @@ class Hub:
             return self.check_upload(user, *args, **kwargs)
         if user is None:
             raise fault("ActionNotAllowed", "%s requires a login" % method)
+        if method == "subsession":
+            # koji's createSession(master=…): the same user, its own key and calls.
+            return self.new_session(user)
         if method == "CGInitBuild":
             return self.cg_init(user, *args, **kwargs)
         if method == "CGImport":
@@ -390,7 +394,8 @@ class Hub:
         length = int(headers.get("content-length", "0"))
         self.upload_requests += 1
         record = {"name": name, "offset": offset, "size": length, "overwrite": overwrite,
-                  "callnum": headers.get("koji-session-callnum")}
+                  "callnum": headers.get("koji-session-callnum"),
+                  "session": headers.get("koji-session-id")}
         if os.path.islink(target) or (os.path.exists(target) and not os.path.isfile(target)):
             raise fault("GenericError", "destination not a file: %s" % target)
         if offset == 0 and os.path.exists(target) and not overwrite:

@@ -431,6 +431,8 @@ class RealKoji:
                     "mockdir = %s\nmockuser = root\npluginpath = %s\nplugins = nodeimg\n"
                     "sleeptime = 1\nmaxjobs = 4\nminspace = 1\nuser = %s\npassword = %s\n"
                     "log_level = DEBUG\nbuildroot_basic_cleanup_delay = 0\n"
+                    # A restarted hub is retried every 2 s (kojid's default is 60 s).
+                    "retry_interval = 2\nmax_retries = 60\n"
                     % (self.hub_url, self.topurl, self.topdir, workdir, mockdir,
                        os.path.join(REPO, "plugin", "builder"), host, HOST_PASSWORD))
         log = os.path.join(self.logs, "kojid-%s.log" % host)
@@ -450,13 +452,10 @@ class RealKoji:
         wait_for("kojid " + host, checked_in, proc=self.procs["kojid-" + host], log=log)
 
     def kill_kojid(self, host):
-        """kill -9 kojid HOST and everything it started (its task processes, mock, what
-        mock runs), as a builder dies."""
+        """kill -9 kojid HOST and everything it started (its task processes, which lead
+        process groups of their own, mock, what mock runs), as a builder dies."""
         proc = self.procs.pop("kojid-" + host)
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+        kill_tree(proc.pid)
         proc.wait()
 
     def setup_node_tag(self, nodeimg_binary, rpms):
@@ -552,7 +551,10 @@ class RealKoji:
         try:
             proc.wait(15)
         except subprocess.TimeoutExpired:
-            send(signal.SIGKILL)
+            if name.startswith("kojid-"):
+                kill_tree(proc.pid)
+            else:
+                send(signal.SIGKILL)
             proc.wait()
 
     def close(self):
@@ -560,6 +562,48 @@ class RealKoji:
                 "kojira", "httpd", "hub", "postgres", "kdc"]:
             self.stop(name)
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+def process_tree(pid):
+    """PID and its descendants now, from /proc."""
+    children = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % entry) as f:
+                # pid (comm) state ppid ...: comm may hold spaces and parentheses.
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        children.setdefault(ppid, []).append(int(entry))
+    tree, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        tree.append(p)
+        todo.extend(children.get(p, []))
+    return tree
+
+
+def kill_tree(pid):
+    """SIGKILL PID and all its descendants, whatever process groups they lead: stopped
+    first, until no new one appears, so that none forks away meanwhile."""
+    stopped = set()
+    while True:
+        fresh = [p for p in process_tree(pid) if p not in stopped]
+        if not fresh:
+            break
+        for p in fresh:
+            try:
+                os.kill(p, signal.SIGSTOP)
+            except ProcessLookupError:
+                pass
+            stopped.add(p)
+    for p in stopped:
+        try:
+            os.kill(p, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
 
 
 def make_tls(directory):

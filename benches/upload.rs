@@ -6,8 +6,13 @@
 //! RSS of each client. Run: `cargo bench --bench upload` (after `scripts/setup.sh`).
 //!
 //! `NODEIMG_BENCH_HUB=real` uploads to a real kojihub instead (tests/realkoji/kojienv.py:
-//! koji's hub from its source on PostgreSQL, as root): what a release engineer's upload
-//! meets.
+//! koji's hub from its source on PostgreSQL under httpd with mod_wsgi, as root): what a
+//! release engineer's upload meets.
+//!
+//! Then a release: the image and its update RPM (1 GiB each), as `nodeimg koji import`
+//! sends them (`nodeimg koji upload` of both: several files at once on subsessions),
+//! against koji's client uploading the same two files one after the other at its
+//! defaults.
 
 mod common;
 
@@ -24,13 +29,30 @@ const SIZE: u64 = 1 << 30;
 
 const PYTHON_CLIENT: &str = r#"
 import sys, koji
-url, user, password, path, directory, blocksize = sys.argv[1:7]
+url, user, password, directory, blocksize = sys.argv[1:6]
 session = koji.ClientSession(url, {"max_retries": 0})
 session.opts["user"], session.opts["password"] = user, password
 session.login()
-session.uploadWrapper(path, directory, blocksize=int(blocksize))
+for path in sys.argv[6:]:
+    session.uploadWrapper(path, directory, blocksize=int(blocksize))
 session.logout()
 "#;
+
+/// A file of SIZE incompressible-looking bytes (xorshift from SEED).
+fn random_file(path: &Path, seed: u64) {
+    let mut out = fs::File::create(path).unwrap();
+    let mut state = seed;
+    let mut block = vec![0u8; 1 << 20];
+    for _ in 0..(SIZE >> 20) {
+        for word in block.chunks_mut(8) {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            word.copy_from_slice(&state.to_le_bytes());
+        }
+        out.write_all(&block).unwrap();
+    }
+}
 
 /// Start a hub; its first line of output says where it listens.
 fn spawn_hub(cmd: &mut Command) -> (std::process::Child, String) {
@@ -61,21 +83,12 @@ fn main() {
     let nodeimg = PathBuf::from(env!("CARGO_BIN_EXE_nodeimg"));
     let dir = tempfile::tempdir_in("/var/tmp").unwrap();
     let file = dir.path().join("image.liveimg.squashfs");
-    {
-        // Incompressible-looking data, written once.
-        let mut out = fs::File::create(&file).unwrap();
-        let mut state = 0x2545_f491_4f6c_dd1d_u64;
-        let mut block = vec![0u8; 1 << 20];
-        for _ in 0..(SIZE >> 20) {
-            for word in block.chunks_mut(8) {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                word.copy_from_slice(&state.to_le_bytes());
-            }
-            out.write_all(&block).unwrap();
-        }
-    }
+    random_file(&file, 0x2545_f491_4f6c_dd1d);
+    // The update RPM beside it: as large, other bytes.
+    let rpm = dir
+        .path()
+        .join("ovirt-node-ng-image-update-4.5.6-1.el9.x86_64.rpm");
+    random_file(&rpm, 0x9e37_79b9_7f4a_7c15);
     let real = std::env::var("NODEIMG_BENCH_HUB").is_ok_and(|v| v == "real");
     let (mut hub, url, user, secret, workdir) = if real {
         // The real hub: its uploads land in koji's topdir/work.
@@ -137,9 +150,9 @@ fn main() {
             cmd.arg(&script2)
                 .arg(&url2)
                 .args([&user2, &secret2])
-                .arg(&file2)
                 .arg(format!("bench/py-{chunk}-{round}"))
-                .arg(chunk.to_string());
+                .arg(chunk.to_string())
+                .arg(&file2);
             timed(&mut cmd)
         }));
         // nodeimg with the issue's sha256 end check, then with the size-only check
@@ -173,6 +186,60 @@ fn main() {
         let size_only = nodeimg_run("size");
         results.push((chunk, py, ours, size_only));
     }
+    // A release: both files, koji's client at its defaults (1 MiB, one after the
+    // other) against nodeimg at several chunk sizes (both files at once).
+    let release_py = {
+        let (url, script, file, rpm, python, workdir, user, secret) = (
+            url.clone(),
+            script.clone(),
+            file.clone(),
+            rpm.clone(),
+            python.clone(),
+            workdir.clone(),
+            user.clone(),
+            secret.clone(),
+        );
+        best(Box::new(move |round| {
+            clean(&workdir);
+            let mut cmd = Command::new(&python);
+            cmd.arg(&script)
+                .arg(&url)
+                .args([&user, &secret])
+                .arg(format!("bench/release-py-{round}"))
+                .arg((1usize << 20).to_string())
+                .arg(&file)
+                .arg(&rpm);
+            timed(&mut cmd)
+        }))
+    };
+    let mut release = Vec::new();
+    for chunk in [1usize << 20, 4 << 20, 8 << 20, 16 << 20] {
+        let (url, file, rpm, nodeimg, password, workdir, user) = (
+            url.clone(),
+            file.clone(),
+            rpm.clone(),
+            nodeimg.clone(),
+            password.clone(),
+            workdir.clone(),
+            user.clone(),
+        );
+        let ours = best(Box::new(move |round| {
+            clean(&workdir);
+            let mut cmd = Command::new(&nodeimg);
+            cmd.args(["-q", "koji", "upload", "--server", &url, "--user", &user])
+                .arg("--password-file")
+                .arg(&password)
+                .arg("--path")
+                .arg(format!("bench/release-rs-{chunk}-{round}"))
+                .arg("--chunk-size")
+                .arg(chunk.to_string())
+                .arg(&file)
+                .arg(&rpm);
+            timed(&mut cmd)
+        }));
+        release.push((chunk, ours));
+    }
+
     // The real hub's harness cleans up at the end of its input.
     drop(hub.stdin.take());
     if !exits_within(&mut hub, 60) {
@@ -204,6 +271,23 @@ fn main() {
             mib_s(size_only.0),
             size_only.1 / 1024,
             py.0.as_secs_f64() / size_only.0.as_secs_f64(),
+        );
+    }
+    let both_mib_s = |d: Duration| 2.0 * SIZE as f64 / (1 << 20) as f64 / d.as_secs_f64();
+    println!(
+        "  a release (image + update RPM, 1 GiB each): koji uploadWrapper at its defaults {:>6.2} s ({:>5.0} MiB/s, {:>3} MiB RSS)",
+        release_py.0.as_secs_f64(),
+        both_mib_s(release_py.0),
+        release_py.1 / 1024
+    );
+    for (chunk, ours) in &release {
+        println!(
+            "    nodeimg, both at once, {:>2} MiB chunks, sha256 check: {:>6.2} s ({:>5.0} MiB/s, {:>3} MiB RSS) {:.2}x",
+            chunk >> 20,
+            ours.0.as_secs_f64(),
+            both_mib_s(ours.0),
+            ours.1 / 1024,
+            release_py.0.as_secs_f64() / ours.0.as_secs_f64()
         );
     }
     let py_default = results[0].1.0;

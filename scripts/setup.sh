@@ -34,15 +34,16 @@ as_root() {
 # with it), the MIT GSSAPI headers and libclang (nodeimg's Kerberos login binds
 # libgssapi_krb5 through bindgen; python-gssapi, which koji pulls in, builds against
 # krb5-config too), MIT's KDC, kadmin.local and kinit (the Kerberos tests run a real
-# realm) and libfaketime (their clock-skew case). The real-koji tests (tests/realkoji/) run kojihub on PostgreSQL, and
-# kojid and mock from their sources on the system's python3 with the modules they
-# import (dnf, librepo, Cheetah, psycopg2, jinja2, pyroute2, backoff, distro, …).
+# realm) and libfaketime (their clock-skew case). The real-koji tests (tests/realkoji/)
+# run kojihub on PostgreSQL under Apache httpd with mod_wsgi, kojira, kojid and mock
+# from their sources on the system's python3 with the modules they import (dnf,
+# librepo, Cheetah, psycopg2, jsonschema, jinja2, pyroute2, backoff, distro, …).
 debian_packages=(
     rpm rpm2cpio cpio python3-rpm dnf systemd policycoreutils busybox-static createrepo-c
     squashfs-tools e2fsprogs fdisk gdisk mount gpg qemu-utils openssl libssl-dev pkg-config
     libkrb5-dev libclang-dev gcc python3-venv python3-dev
     krb5-kdc krb5-admin-server krb5-user faketime apache2 libapache2-mod-auth-gssapi
-    libapache2-mod-wsgi-py3
+    libapache2-mod-wsgi-py3 python3-jsonschema
     postgresql util-linux passwd python3-dnf python3-librepo python3-cheetah
     python3-defusedxml python3-six python3-dateutil python3-requests python3-psycopg2
     python3-jinja2 python3-pyroute2 python3-backoff python3-distro
@@ -52,6 +53,7 @@ fedora_packages=(
     squashfs-tools e2fsprogs util-linux gdisk gnupg2 qemu-img openssl openssl-devel
     pkgconf-pkg-config krb5-devel clang-devel gcc python3 python3-devel
     krb5-server krb5-workstation libfaketime httpd mod_ssl mod_auth_gssapi python3-mod_wsgi
+    python3-jsonschema
     postgresql-server shadow-utils python3-dnf python3-librepo python3-cheetah
     python3-defusedxml python3-six python3-dateutil python3-requests python3-psycopg2
     python3-jinja2 python3-pyroute2 python3-backoff python3-distro

@@ -225,10 +225,21 @@ fn an_upload_cut_off_midway_is_retried_and_resumed() {
 
     // In one run: the third request is cut off; the client sends that chunk again.
     let hub = hub(&["--drop-upload-after", "2"]);
-    let out = koji(&hub, &["upload", "--path", "nodeimg/a", "--format", "json"])
-        .arg(&file)
-        .output()
-        .unwrap();
+    let out = koji(
+        &hub,
+        &[
+            "upload",
+            "--chunk-size",
+            "1048576",
+            "--path",
+            "nodeimg/a",
+            "--format",
+            "json",
+        ],
+    )
+    .arg(&file)
+    .output()
+    .unwrap();
     let done = json_out(&out);
     assert_eq!(done[0]["bytes"], 5 << 20);
     assert_eq!(
@@ -248,7 +259,10 @@ fn an_upload_cut_off_midway_is_retried_and_resumed() {
     // Across runs: a run that gives up at the cut leaves half a file; the next run
     // asks checkUpload how much is there and sends only the rest.
     let hub = hub_with(&["--drop-upload-after", "2"], None);
-    let mut first = koji(&hub, &["upload", "--path", "nodeimg/b"]);
+    let mut first = koji(
+        &hub,
+        &["upload", "--chunk-size", "1048576", "--path", "nodeimg/b"],
+    );
     first.arg(&file);
     let args: Vec<String> = first
         .get_args()
@@ -267,10 +281,21 @@ fn an_upload_cut_off_midway_is_retried_and_resumed() {
         .unwrap()
         .len();
     assert!(partial > 2 << 20 && partial < 3 << 20, "{partial}");
-    let out = koji(&hub, &["upload", "--path", "nodeimg/b", "--format", "json"])
-        .arg(&file)
-        .output()
-        .unwrap();
+    let out = koji(
+        &hub,
+        &[
+            "upload",
+            "--chunk-size",
+            "1048576",
+            "--path",
+            "nodeimg/b",
+            "--format",
+            "json",
+        ],
+    )
+    .arg(&file)
+    .output()
+    .unwrap();
     let done = json_out(&out);
     assert_eq!(done[0]["resumed_at"], partial);
     assert_eq!(

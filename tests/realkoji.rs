@@ -851,7 +851,8 @@ fn nothing_left_mounted(root: &str) {
 /// A farm's failures, in sequence on one farm (the hub under httpd, kojira, two kojid
 /// hosts): two builds of one NVR at once; an optional arch that fails; a required arch
 /// that fails; a builder killed (kill -9, with its task, mock and nodeimg) mid-install
-/// and restarted; the hub restarted mid-build. Every build ends COMPLETE or FAILED,
+/// and restarted; the hub restarted mid-build; an import the hub fails after moving
+/// files, then the same NVR again. Every build ends COMPLETE or FAILED,
 /// never BUILDING, and nothing stays mounted. Here i686 always fails: its repository
 /// lacks the distribution's busybox, which only x86_64 has.
 #[test]
@@ -960,11 +961,13 @@ fn a_build_farm_survives_failing_arches_dead_builders_and_a_restarted_hub() {
     koji.control(&format!("kill-kojid {host}"));
     let survivors = common::run(Command::new("ps").args(["-eo", "args"]));
     let survivors = String::from_utf8_lossy(&survivors.stdout);
+    // This farm's paths (the other farm test may run beside it, with the same names).
     let mockdir = format!("{root}/mock/{host}");
+    let kojid_conf = format!("{root}/kojid-{host}.conf");
     assert!(
         !survivors
             .lines()
-            .any(|l| l.contains(&mockdir) || l.contains(&format!("kojid-{host}"))),
+            .any(|l| l.contains(&mockdir) || l.contains(&kojid_conf)),
         "{host}'s processes outlived it:\n{survivors}"
     );
     koji.control(&format!("start-kojid {host}"));
@@ -991,6 +994,36 @@ fn a_build_farm_survives_failing_arches_dead_builders_and_a_restarted_hub() {
     let info = wait_task(&koji, &task, minutes(10));
     assert_eq!(info["state"], 2, "{}", task_failure(&koji, &task));
     assert_eq!(koji.admin("getBuild", &[&nvr("5")])["state"], 1, "COMPLETE");
+
+    // 6. An import the hub fails after it has moved files: the image holds a package
+    //    koji does not know (%post installs it), so completeImageBuild faults once the
+    //    archive is in packages/. The build is FAILED, and the same NVR builds again.
+    let stray = s.join("stray.ks");
+    let mut text = fs::read_to_string(ks).unwrap();
+    text.push_str(
+        "%post --nochroot --erroronfail\n\
+         export HOME=/tmp/stray-home\nmkdir -p $HOME/SPECS\n\
+         printf 'Name: stray\\nVersion: 1\\nRelease: 1\\nSummary: unknown to koji\\nLicense: MIT\\nBuildArch: noarch\\n%%description\\nx\\n%%files\\n' > $HOME/SPECS/stray.spec\n\
+         rpmbuild -bb --quiet --define \"_topdir $HOME\" $HOME/SPECS/stray.spec\n\
+         echo '%_dbpath /var/lib/rpm' > $HOME/.rpmmacros\n\
+         rpm --root \"$ANA_INSTALL_PATH\" -i --nodeps $HOME/RPMS/noarch/stray-1-1.noarch.rpm\n\
+         %end\n",
+    );
+    fs::write(&stray, text).unwrap();
+    let task = start_build(&koji, &["--release", "6"], stray.to_str().unwrap());
+    let info = wait_task(&koji, &task, minutes(10));
+    assert_eq!(info["state"], 5, "FAILED: {info}");
+    let why = task_failure(&koji, &task);
+    assert!(why.contains("stray"), "the unknown package is named: {why}");
+    assert_eq!(koji.admin("getBuild", &[&nvr("6")])["state"], 3, "FAILED");
+    let moved = Path::new(koji.field("topdir"))
+        .join("packages/ovirt-node-ng-image-update/4.5.6/6/images")
+        .join("ovirt-node-ng-image-4.5.6-6.x86_64.liveimg.squashfs");
+    assert!(moved.exists(), "koji moved the image before it failed");
+    let task = start_build(&koji, &["--release", "6"], ks);
+    let info = wait_task(&koji, &task, minutes(10));
+    assert_eq!(info["state"], 2, "{}", task_failure(&koji, &task));
+    assert_eq!(koji.admin("getBuild", &[&nvr("6")])["state"], 1, "COMPLETE");
 
     let building = koji.admin("listBuilds", &["--kwarg", "state=0"]);
     assert_eq!(building.as_array().unwrap().len(), 0, "{building}");

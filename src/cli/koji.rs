@@ -238,7 +238,8 @@ pub struct UploadArgs {
 /// How files go up to the hub; shared by `import` and `upload`.
 #[derive(Debug, Args)]
 pub struct Transfer {
-    /// Upload chunk size in bytes (default: the profile's upload_blocksize, 1 MiB).
+    /// Upload chunk size in bytes (default: the profile's upload_blocksize, else 8 MiB;
+    /// koji's own client sends 1 MiB).
     #[arg(long, value_name = "BYTES")]
     pub chunk_size: Option<usize>,
 

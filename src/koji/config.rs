@@ -35,6 +35,9 @@ pub struct KerberosLogin {
     pub keytab: Option<PathBuf>,
 }
 
+/// Upload chunk size when a profile sets no `upload_blocksize`.
+pub const DEFAULT_UPLOAD_BLOCKSIZE: usize = 8 << 20;
+
 /// A resolved profile.
 #[derive(Debug, Clone)]
 pub struct Profile {
@@ -62,7 +65,10 @@ impl Profile {
             serverca: None,
             max_retries: 30,
             retry_interval: Duration::from_secs(20),
-            upload_blocksize: 1 << 20,
+            // koji's client sends 1 MiB; 8 MiB took a release to the hub under httpd
+            // 3.0x as fast as koji's client at its defaults, at 95 MiB peak RSS
+            // (16 MiB: 3.3x at 176 MiB), benches/upload.rs.
+            upload_blocksize: DEFAULT_UPLOAD_BLOCKSIZE,
             timeout: Duration::from_secs(12 * 3600),
             runas: None,
         }

@@ -78,9 +78,11 @@ from kojihub.kojixmlrpc import application
 class Hub:
     """httpd serving the hub with mod_wsgi in PROCESSES worker processes, and the
     topdir, on 127.0.0.1:PORT. The workers run as the web server's user, which owns
-    the topdir, as on a production hub."""
+    the topdir, as on a production hub, on the system's Python and its packages (the
+    distribution's psycopg2, rpm, jsonschema, …, as koji-hub's RPM requires them):
+    nothing under the checkout, which that user may not be able to read."""
 
-    def __init__(self, root, port, kojisrc, hub_conf, topdir, venv, log, processes=4):
+    def __init__(self, root, port, kojisrc, hub_conf, topdir, log, processes=4):
         self.root, self.port, self.log = root, port, log
         os.makedirs(root, exist_ok=True)
         worker = user()
@@ -107,9 +109,6 @@ class Hub:
                     "MaxRequestWorkers %d\nMaxConnectionsPerChild 1000\n"
                     "Timeout 600\nLimitRequestBody 0\n"
                     % (processes, processes, processes * 2, processes * 4))
-            # The venv's Python (jsonschema for nodeimg's hub plugin; the system's rpm
-            # bindings through --system-site-packages).
-            f.write("WSGIPythonHome %s\n" % venv)
             f.write("Alias /kojihub %s\n<Directory \"%s\">\n    Options ExecCGI\n"
                     "    SetHandler wsgi-script\n    WSGIApplicationGroup %%{GLOBAL}\n"
                     "    WSGIScriptReloading Off\n    Require all granted\n"

@@ -200,6 +200,11 @@ class RealKoji:
     def start_hub(self):
         confdir = os.path.join(self.root, "hub")
         os.makedirs(os.path.join(confdir, "hub.conf.d"))
+        # The hub's workers (the web server's user) read the plugin: a copy in the
+        # run's directory, as the RPM installs it, whatever the checkout's permissions.
+        plugins = os.path.join(confdir, "plugins")
+        os.makedirs(plugins)
+        shutil.copy(os.path.join(REPO, "plugin", "hub", "nodeimg.py"), plugins)
         self.hub_conf = os.path.join(confdir, "hub.conf")
         with open(self.hub_conf, "w") as f:
             f.write("[hub]\nDBName = koji\nDBUser = koji\nDBHost = 127.0.0.1\n"
@@ -207,7 +212,7 @@ class RealKoji:
                     "LoginCreatesUser = Off\nDisableNotifications = True\n"
                     "LogLevel = INFO\nRunInterval = 2\nRepoLag = 0\n"
                     "PluginPath = %s\nPlugins = nodeimg\n"
-                    % (self.pgport, self.topdir, os.path.join(REPO, "plugin", "hub")))
+                    % (self.pgport, self.topdir, plugins))
             if self.kdc is not None:
                 import kdc
                 f.write("AllowedKrbRealms = %s\nProxyPrincipals = %s\n"
@@ -222,7 +227,7 @@ class RealKoji:
         if self.httpd is None:
             import httpd
             hub = httpd.Hub(os.path.join(self.root, "hub-httpd"), self.port, self.kojisrc,
-                            self.hub_conf, self.topdir, os.path.join(REPO, ".venv"), log)
+                            self.hub_conf, self.topdir, log)
             self.procs["hub"] = hub.start()
         else:
             env = dict(os.environ, PYTHONPATH=self.kojisrc)

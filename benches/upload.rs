@@ -76,6 +76,64 @@ fn exits_within(child: &mut std::process::Child, secs: u64) -> bool {
     false
 }
 
+/// The fastest of ROUNDS runs of `run(round)`: its wall time and peak RSS.
+fn best(mut run: impl FnMut(usize) -> (Duration, u64)) -> (Duration, u64) {
+    (0..ROUNDS)
+        .map(&mut run)
+        .min_by_key(|(elapsed, _)| *elapsed)
+        .unwrap()
+}
+
+/// The two clients and the hub they upload to.
+struct Clients {
+    python: PathBuf,
+    script: PathBuf,
+    nodeimg: PathBuf,
+    url: String,
+    user: String,
+    secret: String,
+    password: PathBuf,
+    /// The hub's work directory: each run uploads below bench/, emptied first.
+    workdir: PathBuf,
+}
+
+impl Clients {
+    fn clean(&self) {
+        let _ = fs::remove_dir_all(self.workdir.join("bench"));
+    }
+
+    /// koji's client uploading FILES into bench/DIR one after the other.
+    fn python(&self, dir: &str, chunk: usize, files: &[&Path]) -> (Duration, u64) {
+        self.clean();
+        let mut cmd = Command::new(&self.python);
+        cmd.arg(&self.script)
+            .arg(&self.url)
+            .args([&self.user, &self.secret])
+            .arg(format!("bench/{dir}"))
+            .arg(chunk.to_string())
+            .args(files);
+        timed(&mut cmd)
+    }
+
+    /// `nodeimg koji upload` of FILES into bench/DIR (at once, when several).
+    fn nodeimg(&self, dir: &str, chunk: usize, check: &str, files: &[&Path]) -> (Duration, u64) {
+        self.clean();
+        let mut cmd = Command::new(&self.nodeimg);
+        cmd.args([
+            "-q", "koji", "upload", "--server", &self.url, "--user", &self.user,
+        ])
+        .arg("--password-file")
+        .arg(&self.password)
+        .arg("--path")
+        .arg(format!("bench/{dir}"))
+        .arg("--chunk-size")
+        .arg(chunk.to_string())
+        .args(["--final-check", check])
+        .args(files);
+        timed(&mut cmd)
+    }
+}
+
 fn main() {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let python = root.join(".venv/bin/python");
@@ -120,67 +178,31 @@ fn main() {
     let script = dir.path().join("upload.py");
     fs::write(&script, PYTHON_CLIENT).unwrap();
 
-    let best = |mut run: Box<dyn FnMut(usize) -> (Duration, u64)>| {
-        let mut best = (Duration::MAX, 0);
-        for round in 0..ROUNDS {
-            let (elapsed, peak) = run(round);
-            if elapsed < best.0 {
-                best = (elapsed, peak);
-            }
-        }
-        best
-    };
-    let clean = |workdir: &Path| {
-        let _ = fs::remove_dir_all(workdir.join("bench"));
+    let clients = Clients {
+        python,
+        script,
+        nodeimg,
+        url,
+        user,
+        secret,
+        password,
+        workdir,
     };
     let mut results = Vec::new();
     for chunk in [1usize << 20, 8 << 20] {
-        let (url2, script2, file2, python2, workdir2, user2, secret2) = (
-            url.clone(),
-            script.clone(),
-            file.clone(),
-            python.clone(),
-            workdir.clone(),
-            user.clone(),
-            secret.clone(),
-        );
-        let py = best(Box::new(move |round| {
-            clean(&workdir2);
-            let mut cmd = Command::new(&python2);
-            cmd.arg(&script2)
-                .arg(&url2)
-                .args([&user2, &secret2])
-                .arg(format!("bench/py-{chunk}-{round}"))
-                .arg(chunk.to_string())
-                .arg(&file2);
-            timed(&mut cmd)
-        }));
+        let py = best(|round| clients.python(&format!("py-{chunk}-{round}"), chunk, &[&file]));
         // nodeimg with the sha256 end check, then with the size-only check
         // koji's client makes: the transfer alone, without the hub re-reading and
         // hashing the whole file.
-        let nodeimg_run = |final_check: &'static str| {
-            let (url, file, nodeimg, password, workdir, user) = (
-                url.clone(),
-                file.clone(),
-                nodeimg.clone(),
-                password.clone(),
-                workdir.clone(),
-                user.clone(),
-            );
-            best(Box::new(move |round| {
-                clean(&workdir);
-                let mut cmd = Command::new(&nodeimg);
-                cmd.args(["-q", "koji", "upload", "--server", &url, "--user", &user])
-                    .arg("--password-file")
-                    .arg(&password)
-                    .arg("--path")
-                    .arg(format!("bench/rs-{final_check}-{chunk}-{round}"))
-                    .arg("--chunk-size")
-                    .arg(chunk.to_string())
-                    .args(["--final-check", final_check])
-                    .arg(&file);
-                timed(&mut cmd)
-            }))
+        let nodeimg_run = |check: &str| {
+            best(|round| {
+                clients.nodeimg(
+                    &format!("rs-{check}-{chunk}-{round}"),
+                    chunk,
+                    check,
+                    &[&file],
+                )
+            })
         };
         let ours = nodeimg_run("sha256");
         let size_only = nodeimg_run("size");
@@ -188,57 +210,18 @@ fn main() {
     }
     // A release: both files, koji's client at its defaults (1 MiB, one after the
     // other) against nodeimg at several chunk sizes (both files at once).
-    let release_py = {
-        let (url, script, file, rpm, python, workdir, user, secret) = (
-            url.clone(),
-            script.clone(),
-            file.clone(),
-            rpm.clone(),
-            python.clone(),
-            workdir.clone(),
-            user.clone(),
-            secret.clone(),
-        );
-        best(Box::new(move |round| {
-            clean(&workdir);
-            let mut cmd = Command::new(&python);
-            cmd.arg(&script)
-                .arg(&url)
-                .args([&user, &secret])
-                .arg(format!("bench/release-py-{round}"))
-                .arg((1usize << 20).to_string())
-                .arg(&file)
-                .arg(&rpm);
-            timed(&mut cmd)
-        }))
-    };
-    let mut release = Vec::new();
-    for chunk in [1usize << 20, 4 << 20, 8 << 20, 16 << 20] {
-        let (url, file, rpm, nodeimg, password, workdir, user) = (
-            url.clone(),
-            file.clone(),
-            rpm.clone(),
-            nodeimg.clone(),
-            password.clone(),
-            workdir.clone(),
-            user.clone(),
-        );
-        let ours = best(Box::new(move |round| {
-            clean(&workdir);
-            let mut cmd = Command::new(&nodeimg);
-            cmd.args(["-q", "koji", "upload", "--server", &url, "--user", &user])
-                .arg("--password-file")
-                .arg(&password)
-                .arg("--path")
-                .arg(format!("bench/release-rs-{chunk}-{round}"))
-                .arg("--chunk-size")
-                .arg(chunk.to_string())
-                .arg(&file)
-                .arg(&rpm);
-            timed(&mut cmd)
-        }));
-        release.push((chunk, ours));
-    }
+    let release_py =
+        best(|round| clients.python(&format!("release-py-{round}"), 1 << 20, &[&file, &rpm]));
+    let release: Vec<(usize, (Duration, u64))> = [1usize << 20, 4 << 20, 8 << 20, 16 << 20]
+        .into_iter()
+        .map(|chunk| {
+            let ours = best(|round| {
+                let dir = format!("release-rs-{chunk}-{round}");
+                clients.nodeimg(&dir, chunk, "sha256", &[&file, &rpm])
+            });
+            (chunk, ours)
+        })
+        .collect();
 
     // The real hub's harness cleans up at the end of its input.
     drop(hub.stdin.take());

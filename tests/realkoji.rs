@@ -362,6 +362,17 @@ fn succeeded(out: &Output) -> String {
     text
 }
 
+/// The test distribution's packages (tests/common/repo.rs), for a build tag.
+fn distribution_rpms() -> Vec<PathBuf> {
+    let mut rpms: Vec<PathBuf> = fs::read_dir(&common::repo::repos().main)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "rpm"))
+        .collect();
+    rpms.sort();
+    rpms
+}
+
 /// The whole road on a real build farm (the hub under httpd with mod_wsgi, kojira, two
 /// kojid hosts): `koji node-image-build` for x86_64 and i686 → one child per arch on
 /// the builders → mock buildroots → nodeimg installing from its arch's repository of
@@ -374,12 +385,7 @@ fn succeeded(out: &Output) -> String {
 fn koji_builds_node_images_with_kojid_and_mock_and_serves_the_update() {
     let scratch = tempfile::tempdir().unwrap();
     let s = scratch.path();
-    let mut rpms: Vec<PathBuf> = fs::read_dir(&common::repo::repos().main)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "rpm"))
-        .collect();
-    rpms.sort();
+    let mut rpms = distribution_rpms();
     // The distribution's arch-specific package for i686 too (the same static binary:
     // an x86_64 builder runs i686 builds natively).
     let mut busybox = common::repo::packages::busybox(common::repo::APPLETS).unwrap();
@@ -859,12 +865,7 @@ fn nothing_left_mounted(root: &str) {
 fn a_build_farm_survives_failing_arches_dead_builders_and_a_restarted_hub() {
     let scratch = tempfile::tempdir().unwrap();
     let s = scratch.path();
-    let mut rpms: Vec<PathBuf> = fs::read_dir(&common::repo::repos().main)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "rpm"))
-        .collect();
-    rpms.sort();
+    let rpms = distribution_rpms();
     let mut koji = RealKoji::start_with_kojid(&rpms);
     let root = koji.field("root").to_owned();
     let ks = offline_node_kickstart(s, "node.ks", "rootpw --lock");

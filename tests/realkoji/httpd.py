@@ -2,8 +2,9 @@
 
 `Hub`: the hub as production runs it (koji's kojihub/app/httpd.conf): mod_wsgi in
 httpd's own worker processes (prefork MPM, several processes, the application in the
-global group), `/kojihub` the WSGI application from koji's source, `/kojifiles` koji's
-topdir as static files (kojid's topurl, dnf's baseurl, kojira's repositories).
+global group), `/kojihub` the WSGI application from koji's source. `Files`: koji's
+topdir as static files at `/kojifiles` (kojid's topurl, dnf's baseurl), on a server
+of its own.
 
 `Httpd`: in front of the real hub for the Kerberos tests: Apache with mod_ssl
 and mod_auth_gssapi, configured as koji's own kojihub/app/httpd.conf says for GSSAPI
@@ -25,8 +26,9 @@ import secrets
 import shutil
 import subprocess
 
-HUB_MODULES = ["mpm_prefork", "authz_core", "log_config", "alias", "mime", "dir",
-               "autoindex", "env", "wsgi"]
+FILES_MODULES = ["mpm_prefork", "authz_core", "log_config", "alias", "mime", "dir",
+                 "autoindex"]
+HUB_MODULES = FILES_MODULES + ["env", "wsgi"]
 MODULES = ["mpm_event", "authn_core", "authz_core", "authz_user", "log_config", "ssl",
            "socache_shmcb", "headers", "proxy", "proxy_http", "auth_gssapi"]
 
@@ -75,10 +77,30 @@ from kojihub.kojixmlrpc import application
 """
 
 
+def common_conf(f, root, port, modules, log, processes):
+    """What both of the farm's servers say first: their own ServerRoot, one loopback
+    port, the web server's user, PROCESSES prefork workers (no request waits on
+    another), MIME types and logs."""
+    worker = user()
+    f.write("ServerRoot %s\nPidFile %s/httpd.pid\nDefaultRuntimeDir %s\n"
+            "Mutex file:%s default\nListen 127.0.0.1:%d\nServerName localhost\n"
+            "User %s\nGroup %s\n" % (root, root, root, root, port, worker, worker))
+    load_modules(f, modules, module_dir("wsgi", "libapache2-mod-wsgi-py3"))
+    if os.path.exists("/etc/mime.types"):
+        f.write("TypesConfig /etc/mime.types\n")
+    f.write("ErrorLog %s\nLogLevel warn\n"
+            "LogFormat \"%%h %%P \\\"%%r\\\" %%>s %%D\" short\nCustomLog %s short\n"
+            % (log, log))
+    f.write("StartServers %d\nMinSpareServers %d\nMaxSpareServers %d\n"
+            "MaxRequestWorkers %d\nMaxConnectionsPerChild 1000\n"
+            "Timeout 600\nLimitRequestBody 0\n"
+            % (processes, processes, processes * 2, processes * 4))
+
+
 class Hub:
-    """httpd serving the hub with mod_wsgi in PROCESSES worker processes, and the
-    topdir, on 127.0.0.1:PORT. The workers run as the web server's user, which owns
-    the topdir, as on a production hub, on the system's Python and its packages (the
+    """httpd serving the hub with mod_wsgi in PROCESSES worker processes on
+    127.0.0.1:PORT/kojihub. The workers run as the web server's user, which owns the
+    topdir, as on a production hub, on the system's Python and its packages (the
     distribution's psycopg2, rpm, jsonschema, …, as koji-hub's RPM requires them):
     nothing under the checkout, which that user may not be able to read."""
 
@@ -95,20 +117,7 @@ class Hub:
             f.write(WSGI_SCRIPT % kojisrc)
         self.conf = os.path.join(root, "httpd.conf")
         with open(self.conf, "w") as f:
-            f.write("ServerRoot %s\nPidFile %s/httpd.pid\nDefaultRuntimeDir %s\n"
-                    "Mutex file:%s default\nListen 127.0.0.1:%d\nServerName localhost\n"
-                    "User %s\nGroup %s\n" % (root, root, root, root, port, worker, worker))
-            load_modules(f, HUB_MODULES, module_dir("wsgi", "libapache2-mod-wsgi-py3"))
-            f.write("TypesConfig /etc/mime.types\n" if os.path.exists("/etc/mime.types")
-                    else "")
-            f.write("ErrorLog %s\nLogLevel warn\n"
-                    "LogFormat \"%%h %%P \\\"%%r\\\" %%>s %%D\" short\nCustomLog %s short\n"
-                    % (log, log))
-            # Several processes, each with the hub: no request waits on another.
-            f.write("StartServers %d\nMinSpareServers %d\nMaxSpareServers %d\n"
-                    "MaxRequestWorkers %d\nMaxConnectionsPerChild 1000\n"
-                    "Timeout 600\nLimitRequestBody 0\n"
-                    % (processes, processes, processes * 2, processes * 4))
+            common_conf(f, root, port, HUB_MODULES, log, processes)
             f.write("Alias /kojihub %s\n<Directory \"%s\">\n    Options ExecCGI\n"
                     "    SetHandler wsgi-script\n    WSGIApplicationGroup %%{GLOBAL}\n"
                     "    WSGIScriptReloading Off\n    Require all granted\n"
@@ -116,6 +125,23 @@ class Hub:
                     "    SetEnv koji.hub.ConfigDir %s\n</Directory>\n"
                     % (script, root, hub_conf, os.path.join(os.path.dirname(hub_conf),
                                                           "hub.conf.d")))
+
+    def start(self):
+        return check_and_start(self.conf, None, self.log)
+
+
+class Files:
+    """httpd serving koji's topdir read-only at 127.0.0.1:PORT/kojifiles: kojid's
+    topurl, dnf's repositories. A server of its own, as build farms keep the files
+    (Fedora's kojipkgs) apart from the hub: a hub restarted mid-build does not take
+    the packages a build is installing away."""
+
+    def __init__(self, root, port, topdir, log, processes=4):
+        self.log = log
+        os.makedirs(root, exist_ok=True)
+        self.conf = os.path.join(root, "httpd.conf")
+        with open(self.conf, "w") as f:
+            common_conf(f, root, port, FILES_MODULES, log, processes)
             f.write("Alias /kojifiles \"%s/\"\n<Directory \"%s\">\n"
                     "    Options Indexes SymLinksIfOwnerMatch\n    AllowOverride None\n"
                     "    IndexOptions +NameWidth=*\n    Require all granted\n</Directory>\n"

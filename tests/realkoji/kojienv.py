@@ -147,7 +147,10 @@ class RealKoji:
         self.kdc = None
         self.httpd = None
         self.hub_url = "http://127.0.0.1:%d/kojihub" % self.port
-        self.topurl = "http://127.0.0.1:%d/kojifiles" % self.port
+        # The files on a server of their own (httpd.Files), except behind the Kerberos
+        # tests' front end, whose hub server serves both.
+        self.files_port = free_port()
+        self.topurl = "http://127.0.0.1:%d/kojifiles" % self.files_port
         self.weburl = "http://127.0.0.1:%d/koji" % self.port
 
     # -- PostgreSQL --------------------------------------------------------------
@@ -226,6 +229,12 @@ class RealKoji:
         log = os.path.join(self.logs, "hub.log")
         if self.httpd is None:
             import httpd
+            if "files" not in self.procs:
+                files = httpd.Files(os.path.join(self.root, "files-httpd"), self.files_port,
+                                    self.topdir, os.path.join(self.logs, "files.log"))
+                self.procs["files"] = files.start()
+                wait_for("the files' httpd", lambda: listening(self.files_port),
+                         proc=self.procs["files"], log=files.log)
             hub = httpd.Hub(os.path.join(self.root, "hub-httpd"), self.port, self.kojisrc,
                             self.hub_conf, self.topdir, log)
             self.procs["hub"] = hub.start()
@@ -247,6 +256,8 @@ class RealKoji:
         """The KDC with its principals and keytabs, the hub's TLS certificate, and httpd
         in front of the hub (before the hub starts: it needs httpd's secret)."""
         import kdc
+        # Behind this front end the hub's server serves koji's files too.
+        self.topurl = "http://127.0.0.1:%d/kojifiles" % self.port
         krb = os.path.join(self.root, "krb5")
         self.kdc = kdc.Kdc(krb, free_port(), os.path.join(self.logs, "kdc.log"))
         self.procs["kdc"] = self.kdc.start()
@@ -564,7 +575,7 @@ class RealKoji:
 
     def close(self):
         for name in [n for n in self.procs if n.startswith("kojid-")] + [
-                "kojira", "httpd", "hub", "postgres", "kdc"]:
+                "kojira", "httpd", "hub", "files", "postgres", "kdc"]:
             self.stop(name)
         shutil.rmtree(self.root, ignore_errors=True)
 

@@ -59,14 +59,17 @@ def load_modules(f, names, modules):
 def check_and_start(conf, env, log):
     """Check the configuration, then start httpd in the foreground: its process. It
     leads a session of its own: at shutdown httpd signals its whole process group
-    (its workers), which must not be the caller's."""
+    (its workers), which must not be the caller's. It runs in its ServerRoot, as a
+    daemon runs in /: its workers' user must be able to return to their working
+    directory (koji's rmtree does), and the caller's may be a checkout they cannot
+    enter."""
     check = subprocess.run([binary(), "-f", conf, "-t"], env=env, stdout=subprocess.PIPE,
                            stderr=subprocess.STDOUT, text=True)
     if check.returncode != 0:
         raise RuntimeError("httpd -t: %s" % check.stdout)
     return subprocess.Popen([binary(), "-f", conf, "-DFOREGROUND"], env=env,
                             stdout=open(log, "a"), stderr=subprocess.STDOUT,
-                            start_new_session=True)
+                            start_new_session=True, cwd=os.path.dirname(conf))
 
 
 # The WSGI script: koji's own application from its source (ahead of any koji the

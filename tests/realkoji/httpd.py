@@ -168,10 +168,16 @@ def user():
 
 class Httpd:
     def __init__(self, root, port, backend_port, cert, key, keytab, env, log):
-        self.root, self.port, self.env, self.log = root, port, env, log
+        self.root, self.port, self.log = root, port, log
         self.secret = secrets.token_hex(16)
         os.makedirs(root)
         worker = user()
+        # mod_auth_gssapi's replay cache in the run's directory, the workers' (krb5's
+        # default is /var/tmp, where it would outlive the run).
+        rcache = os.path.join(root, "rcache")
+        os.makedirs(rcache)
+        shutil.chown(rcache, worker, worker)
+        self.env = dict(env, KRB5RCACHEDIR=rcache)
         # httpd's workers read the keytab, as on a production hub.
         shutil.chown(keytab, group=worker)
         os.chmod(keytab, 0o640)

@@ -647,8 +647,9 @@ def make_tls(directory):
 def serve(args):
     """`kojienv.py serve [--kerberos] [--kojid BUILDER-CONF --nodeimg BINARY RPM...]`:
     start the database and the hub (with --kerberos first a KDC, and httpd serving the
-    hub on https with mod_auth_gssapi; with --kojid also kojid and mock, and the Node build tag made of
-    the buildroot packages and RPM...), print what a test needs as one JSON line,
+    hub on https with mod_auth_gssapi; with --kojid also the build farm: kojira, a
+    kojid for each of HOSTS, mock, and the Node build tag made of the buildroot
+    packages and RPM...), print what a test needs as one JSON line,
     then take commands on stdin, one a line, answering `ok` or `error: ...`:
     `stop-hub`, `start-hub`, `regen-repo TAG`, `kill-kojid HOST` (kill -9 of that
     builder's kojid and all it started), `start-kojid HOST`, `wait-session USER`,
